@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "workloadnet_native",
+      "sources": ["native/netlink_socket.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

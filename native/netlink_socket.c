@@ -1,0 +1,353 @@
+// The only native code of the netlink module: open a NETLINK_ROUTE socket
+// inside a given network namespace, and run one request/response exchange on
+// a worker thread. Everything protocol-specific (message layout, attributes,
+// error payloads) lives in TypeScript; this file only needs nlmsghdr.type to
+// know when the kernel has finished answering.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/netlink.h>
+#include <linux/nsfs.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK 11
+#endif
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK 10
+#endif
+
+// A kernel that never answers must not pin a worker thread forever.
+#define RECV_TIMEOUT_SEC 30
+
+#define CHECK_NAPI(env, call)                                   \
+  do {                                                          \
+    if ((call) != napi_ok) {                                    \
+      napi_throw_error((env), NULL, "N-API call failed: " #call); \
+      return NULL;                                              \
+    }                                                           \
+  } while (0)
+
+// Builds an Error shaped like Node's system errors: code, errno, syscall.
+static napi_value errno_error(napi_env env, int err, const char *syscall) {
+  const char *name = strerrorname_np(err);
+  if (name == NULL) name = "EUNKNOWN";
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s %s: %s", syscall, name, strerror(err));
+  napi_value code, message, error, errno_value, syscall_value;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &error);
+  napi_create_int32(env, -err, &errno_value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_set_named_property(env, error, "syscall", syscall_value);
+  return error;
+}
+
+static int get_int32_arg(napi_env env, napi_value value, int32_t *out) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) return -1;
+  return napi_get_value_int32(env, value, out) == napi_ok ? 0 : -1;
+}
+
+// ---- opening a socket inside a namespace ---------------------------------
+
+struct open_job {
+  int ns_fd;
+  int fd;
+  int err;
+  const char *syscall;
+};
+
+static int configure_socket(int fd, const char **syscall) {
+  int one = 1;
+  int bufsize = 1 << 20;
+  struct timeval tv = {.tv_sec = RECV_TIMEOUT_SEC, .tv_usec = 0};
+  struct sockaddr_nl local = {.nl_family = AF_NETLINK};
+  // Extended acks carry the kernel's own explanation of a refusal; capped
+  // acks keep error replies from echoing our whole request back.
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) < 0 ||
+      setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one) < 0) {
+    *syscall = "setsockopt";
+    return -1;
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof bufsize) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) {
+    *syscall = "setsockopt";
+    return -1;
+  }
+  if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
+    *syscall = "bind";
+    return -1;
+  }
+  return 0;
+}
+
+// Runs on a thread of its own that exits afterwards: whatever happens to the
+// namespace switch, no thread is ever left running in the wrong namespace.
+static void *open_in_namespace(void *arg) {
+  struct open_job *job = arg;
+  if (job->ns_fd >= 0 && setns(job->ns_fd, CLONE_NEWNET) < 0) {
+    job->err = errno;
+    job->syscall = "setns";
+    return NULL;
+  }
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) {
+    job->err = errno;
+    job->syscall = "socket";
+    return NULL;
+  }
+  if (configure_socket(fd, &job->syscall) < 0) {
+    job->err = errno;
+    close(fd);
+    return NULL;
+  }
+  job->fd = fd;
+  return NULL;
+}
+
+// openSocket(nsFd: number): number. nsFd < 0 means the daemon's own namespace.
+static napi_value open_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t ns_fd = -1;
+  if (argc < 1 || get_int32_arg(env, argv[0], &ns_fd) < 0) {
+    napi_throw_type_error(env, NULL, "openSocket(nsFd): nsFd must be a number");
+    return NULL;
+  }
+  struct open_job job = {.ns_fd = ns_fd, .fd = -1, .err = 0, .syscall = NULL};
+  pthread_t thread;
+  int rc = pthread_create(&thread, NULL, open_in_namespace, &job);
+  if (rc != 0) {
+    napi_throw(env, errno_error(env, rc, "pthread_create"));
+    return NULL;
+  }
+  pthread_join(thread, NULL);
+  if (job.fd < 0) {
+    napi_throw(env, errno_error(env, job.err, job.syscall));
+    return NULL;
+  }
+  napi_value result;
+  CHECK_NAPI(env, napi_create_int32(env, job.fd, &result));
+  return result;
+}
+
+// nsType(fd): number, the CLONE_NEW* constant of the namespace fd refers to.
+static napi_value ns_type(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || get_int32_arg(env, argv[0], &fd) < 0) {
+    napi_throw_type_error(env, NULL, "nsType(fd): fd must be a number");
+    return NULL;
+  }
+  int type = ioctl(fd, NS_GET_NSTYPE);
+  if (type < 0) {
+    napi_throw(env, errno_error(env, errno, "ioctl(NS_GET_NSTYPE)"));
+    return NULL;
+  }
+  napi_value result;
+  CHECK_NAPI(env, napi_create_int32(env, type, &result));
+  return result;
+}
+
+// ---- one exchange on a worker thread --------------------------------------
+
+struct exchange {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref request_ref;
+  int fd;
+  const char *request;
+  size_t request_len;
+  uint32_t terminals;  // NLMSG_ERROR / NLMSG_DONE messages that end the exchange
+  char *reply;
+  size_t reply_len;
+  size_t reply_cap;
+  int err;
+  const char *syscall;
+};
+
+static int append_reply(struct exchange *ex, const char *data, size_t len) {
+  if (ex->reply_len + len > ex->reply_cap) {
+    size_t cap = ex->reply_cap ? ex->reply_cap : 4096;
+    while (cap < ex->reply_len + len) cap *= 2;
+    char *grown = realloc(ex->reply, cap);
+    if (grown == NULL) return -1;
+    ex->reply = grown;
+    ex->reply_cap = cap;
+  }
+  memcpy(ex->reply + ex->reply_len, data, len);
+  ex->reply_len += len;
+  return 0;
+}
+
+static uint32_t count_terminals(const char *data, size_t len) {
+  uint32_t count = 0;
+  size_t off = 0;
+  while (off + sizeof(struct nlmsghdr) <= len) {
+    const struct nlmsghdr *h = (const struct nlmsghdr *)(data + off);
+    if (h->nlmsg_len < sizeof(struct nlmsghdr) || off + h->nlmsg_len > len) break;
+    if (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_DONE) count++;
+    off += NLMSG_ALIGN(h->nlmsg_len);
+  }
+  return count;
+}
+
+static void exchange_execute(napi_env env, void *data) {
+  (void)env;
+  struct exchange *ex = data;
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  size_t sent = 0;
+  while (sent < ex->request_len) {
+    // Each sendto carries whole messages: the caller hands us one batch.
+    ssize_t n = sendto(ex->fd, ex->request + sent, ex->request_len - sent, 0,
+                       (struct sockaddr *)&kernel, sizeof kernel);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ex->err = errno;
+      ex->syscall = "sendto";
+      return;
+    }
+    sent += (size_t)n;
+  }
+  uint32_t seen = 0;
+  char *buf = NULL;
+  size_t buf_cap = 0;
+  while (seen < ex->terminals) {
+    // Peek at the datagram's real size first so a large dump part never truncates.
+    ssize_t size = recv(ex->fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+    if (size < 0) {
+      if (errno == EINTR) continue;
+      ex->err = errno;
+      ex->syscall = "recv";
+      break;
+    }
+    if ((size_t)size > buf_cap || buf == NULL) {
+      buf_cap = (size_t)size > 65536 ? (size_t)size : 65536;
+      free(buf);
+      buf = malloc(buf_cap);
+      if (buf == NULL) {
+        ex->err = ENOMEM;
+        ex->syscall = "malloc";
+        break;
+      }
+    }
+    ssize_t n = recv(ex->fd, buf, buf_cap, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ex->err = errno;
+      ex->syscall = "recv";
+      break;
+    }
+    if (append_reply(ex, buf, (size_t)n) < 0) {
+      ex->err = ENOMEM;
+      ex->syscall = "realloc";
+      break;
+    }
+    seen += count_terminals(buf, (size_t)n);
+  }
+  free(buf);
+}
+
+static void exchange_free(napi_env env, struct exchange *ex) {
+  if (ex->request_ref) napi_delete_reference(env, ex->request_ref);
+  if (ex->work) napi_delete_async_work(env, ex->work);
+  free(ex->reply);
+  free(ex);
+}
+
+static void exchange_complete(napi_env env, napi_status status, void *data) {
+  struct exchange *ex = data;
+  if (status != napi_ok) {
+    napi_value error;
+    napi_value message;
+    napi_create_string_utf8(env, "netlink exchange cancelled", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &error);
+    napi_reject_deferred(env, ex->deferred, error);
+  } else if (ex->err != 0) {
+    napi_reject_deferred(env, ex->deferred, errno_error(env, ex->err, ex->syscall));
+  } else {
+    napi_value result;
+    void *copy;
+    if (napi_create_buffer_copy(env, ex->reply_len, ex->reply ? ex->reply : "", &copy,
+                                &result) != napi_ok) {
+      napi_reject_deferred(env, ex->deferred, errno_error(env, ENOMEM, "napi_create_buffer_copy"));
+    } else {
+      napi_resolve_deferred(env, ex->deferred, result);
+    }
+  }
+  exchange_free(env, ex);
+}
+
+// exchange(fd, request: Buffer, terminals: number): Promise<Buffer>
+// Sends the request and collects every reply datagram until `terminals`
+// NLMSG_ERROR/NLMSG_DONE messages have arrived. Runs off the main thread: the
+// kernel can block the sender for tens of milliseconds (e.g. a veth delete
+// waits for an RCU grace period).
+static napi_value exchange(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, terminals;
+  bool is_buffer = false;
+  if (argc < 3 || get_int32_arg(env, argv[0], &fd) < 0 ||
+      napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
+      get_int32_arg(env, argv[2], &terminals) < 0 || terminals < 1) {
+    napi_throw_type_error(env, NULL, "exchange(fd, request: Buffer, terminals >= 1)");
+    return NULL;
+  }
+  struct exchange *ex = calloc(1, sizeof *ex);
+  if (ex == NULL) {
+    napi_throw(env, errno_error(env, ENOMEM, "calloc"));
+    return NULL;
+  }
+  ex->fd = fd;
+  ex->terminals = (uint32_t)terminals;
+  void *request;
+  napi_value promise, name;
+  if (napi_get_buffer_info(env, argv[1], &request, &ex->request_len) != napi_ok) {
+    exchange_free(env, ex);
+    napi_throw_error(env, NULL, "exchange: cannot read request buffer");
+    return NULL;
+  }
+  // Set before queueing: the worker may start at once. The reference keeps
+  // the buffer alive until the exchange completes.
+  ex->request = request;
+  if (napi_create_reference(env, argv[1], 1, &ex->request_ref) != napi_ok ||
+      napi_create_promise(env, &ex->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "netlinkExchange", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, exchange_execute, exchange_complete, ex,
+                             &ex->work) != napi_ok ||
+      napi_queue_async_work(env, ex->work) != napi_ok) {
+    exchange_free(env, ex);
+    napi_throw_error(env, NULL, "exchange: could not queue work");
+    return NULL;
+  }
+  return promise;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"openSocket", NULL, open_socket, NULL, NULL, NULL, napi_default, NULL},
+      {"nsType", NULL, ns_type, NULL, NULL, NULL, napi_default, NULL},
+      {"exchange", NULL, exchange, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK_NAPI(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

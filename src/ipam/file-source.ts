@@ -1,0 +1,223 @@
+// Pod prefixes from a file that some other agent writes, e.g.
+//   {"ipv4": "10.88.0.0/24", "ipv6": "fd00:88::/64"}
+// JSON only, with the keys "ipv4" and/or "ipv6" (see prefix-config.ts).
+//
+// We watch the file's directory, not the file: writers usually replace the
+// file by renaming a temporary one over it, which would leave a watch on the
+// old inode deaf, and a directory watch also sees a file created after start.
+// Events come in bursts, so re-reads are debounced, and listeners hear only
+// about real changes. A bad or missing file never takes the prefixes away: the
+// last good ones stay, and lastError()/onError say what is wrong.
+
+import { type FSWatcher, watch } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { basename, dirname, resolve } from "node:path";
+import { type Prefixes, formatPrefixes, prefixesEqual } from "./prefix.js";
+import { parsePrefixConfig } from "./prefix-config.js";
+import type { PrefixSource } from "./prefix-source.js";
+
+export interface FilePrefixSourceOptions {
+  /** Quiet time after the last change event before re-reading. Default 50 ms. */
+  debounceMs?: number;
+  /** How often to retry when the directory cannot be watched (e.g. not created yet). Default 1 s. */
+  retryMs?: number;
+}
+
+export class FilePrefixSource implements PrefixSource {
+  readonly path: string;
+  private readonly dir: string;
+  private readonly name: string;
+  private readonly debounceMs: number;
+  private readonly retryMs: number;
+
+  private prefixes: Prefixes | undefined;
+  private error: string | undefined;
+  private readonly changeListeners = new Set<(p: Prefixes) => void>();
+  private readonly errorListeners = new Set<(m: string) => void>();
+
+  private watcher: FSWatcher | undefined;
+  private debounceTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private started: Promise<void> | undefined;
+  private reading: Promise<void> | undefined;
+  private rereadWanted = false;
+  private closed = false;
+
+  constructor(path: string, options: FilePrefixSourceOptions = {}) {
+    this.path = resolve(path);
+    this.dir = dirname(this.path);
+    this.name = basename(this.path);
+    this.debounceMs = options.debounceMs ?? 50;
+    this.retryMs = options.retryMs ?? 1000;
+  }
+
+  /** Starts watching and resolves once the file's current content has been read. */
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      // Watch first, so a change made while the first read runs is not missed.
+      this.watchDir();
+      await this.reload();
+    })();
+    return this.started;
+  }
+
+  current(): Prefixes | undefined {
+    return this.prefixes === undefined ? undefined : { ...this.prefixes };
+  }
+
+  lastError(): string | undefined {
+    return this.error;
+  }
+
+  onChange(listener: (prefixes: Prefixes) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  onError(listener: (message: string) => void): () => void {
+    this.errorListeners.add(listener);
+    return () => this.errorListeners.delete(listener);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.watcher?.close();
+    this.watcher = undefined;
+    clearTimeout(this.debounceTimer);
+    clearTimeout(this.retryTimer);
+    this.changeListeners.clear();
+    this.errorListeners.clear();
+  }
+
+  private watchDir(): void {
+    if (this.closed) return;
+    try {
+      // Not persistent: watching must not keep the process alive on shutdown.
+      const w = watch(this.dir, { persistent: false }, (_event, filename) => {
+        // Some platforms omit the name; then any event may concern us.
+        if (filename === null || filename === this.name) this.schedule();
+      });
+      w.on("error", (err) => {
+        // E.g. the directory was removed: start over once it is back.
+        w.close();
+        if (this.watcher === w) this.watcher = undefined;
+        this.fail(`cannot watch directory ${this.dir}: ${err.message}; retrying`);
+        this.retryWatch();
+      });
+      this.watcher = w;
+    } catch (err) {
+      this.fail(`cannot watch directory ${this.dir}: ${(err as Error).message}; retrying`);
+      this.retryWatch();
+    }
+  }
+
+  private retryWatch(): void {
+    if (this.closed || this.retryTimer !== undefined) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.watchDir();
+      // The file may have appeared while nobody was watching.
+      if (this.watcher !== undefined) this.schedule();
+    }, this.retryMs);
+    this.retryTimer.unref();
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    clearTimeout(this.debounceTimer);
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined;
+      void this.reload();
+    }, this.debounceMs);
+    this.debounceTimer.unref();
+  }
+
+  // One read at a time; a request during a read causes one more read after it,
+  // so the last content written is always the last one read.
+  private reload(): Promise<void> {
+    if (this.reading !== undefined) {
+      this.rereadWanted = true;
+      return this.reading;
+    }
+    const run = async () => {
+      try {
+        do {
+          this.rereadWanted = false;
+          await this.readOnce();
+        } while (this.rereadWanted && !this.closed);
+      } finally {
+        this.reading = undefined;
+      }
+    };
+    this.reading = run();
+    return this.reading;
+  }
+
+  // Never rejects: every problem becomes lastError.
+  private async readOnce(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(this.path, "utf8");
+    } catch (err) {
+      if (this.closed) return;
+      const code = (err as NodeJS.ErrnoException).code;
+      this.fail(
+        code === "ENOENT"
+          ? this.prefixes === undefined
+            ? "does not exist (yet); no pod prefixes until it is created"
+            : "was removed"
+          : `cannot read: ${(err as Error).message}`,
+      );
+      return;
+    }
+    if (this.closed) return;
+    let next: Prefixes;
+    try {
+      next = parsePrefixConfig(parseJson(text));
+    } catch (err) {
+      this.fail((err as Error).message);
+      return;
+    }
+    this.error = undefined;
+    if (prefixesEqual(this.prefixes, next)) return;
+    this.prefixes = next;
+    for (const listener of [...this.changeListeners]) {
+      try {
+        listener({ ...next });
+      } catch (err) {
+        // A listener's bug is not the file's fault: report it, but keep lastError clean.
+        this.notifyError(`prefix file ${this.path}: change listener failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private fail(problem: string): void {
+    const keeping = this.prefixes === undefined ? "" : ` (keeping ${formatPrefixes(this.prefixes)})`;
+    const message = `prefix file ${this.path}: ${problem}${keeping}`;
+    // Report each distinct problem once, not on every event while it persists.
+    if (message === this.error) return;
+    this.error = message;
+    this.notifyError(message);
+  }
+
+  private notifyError(message: string): void {
+    for (const listener of [...this.errorListeners]) {
+      try {
+        listener(message);
+      } catch {
+        // Nothing sensible to do if the logger itself fails.
+      }
+    }
+  }
+}
+
+function parseJson(text: string): unknown {
+  // Tolerate a byte-order mark; some editors add one.
+  const body = text.replace(/^\uFEFF/, "");
+  if (body.trim() === "") throw new Error("empty file (expected JSON)");
+  try {
+    return JSON.parse(body);
+  } catch (err) {
+    throw new Error(`invalid JSON: ${(err as Error).message}`);
+  }
+}

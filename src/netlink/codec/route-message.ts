@@ -1,0 +1,89 @@
+// struct rtmsg (12 bytes) and route attributes.
+import { attr, attrMap, attrU32, parseAttrs, readU32 } from "./attributes.js";
+import {
+  AF_INET,
+  RT_SCOPE_UNIVERSE,
+  RT_TABLE_MAIN,
+  RTA_DST,
+  RTA_GATEWAY,
+  RTA_OIF,
+  RTA_PREFSRC,
+  RTA_PRIORITY,
+  RTA_TABLE,
+  RTN_UNICAST,
+  RTPROT_STATIC,
+} from "./constants.js";
+import { bytesToIp, ipToBytes } from "./ip.js";
+
+export interface Route {
+  family: number;
+  /** Destination address; undefined with dstLen 0 is the default route. */
+  dst?: string;
+  dstLen: number;
+  gateway?: string;
+  /** Preferred source address (`ip route ... src`). */
+  src?: string;
+  oif?: number;
+  table: number;
+  protocol: number;
+  scope: number;
+  type: number;
+  priority?: number;
+}
+
+export type RouteSpec = Partial<Route> & { family: number; dstLen: number };
+
+export function encodeRoute(r: RouteSpec): Buffer[] {
+  const hdr = Buffer.alloc(12);
+  const table = r.table ?? RT_TABLE_MAIN;
+  hdr.writeUInt8(r.family, 0);
+  hdr.writeUInt8(r.dstLen, 1);
+  hdr.writeUInt8(table < 256 ? table : 0, 4);
+  hdr.writeUInt8(r.protocol ?? RTPROT_STATIC, 5);
+  hdr.writeUInt8(r.scope ?? RT_SCOPE_UNIVERSE, 6);
+  hdr.writeUInt8(r.type ?? RTN_UNICAST, 7);
+  const parts: Buffer[] = [hdr];
+  if (r.dst !== undefined) parts.push(attr(RTA_DST, ipToBytes(r.dst)));
+  if (r.gateway !== undefined) parts.push(attr(RTA_GATEWAY, ipToBytes(r.gateway)));
+  if (r.src !== undefined) parts.push(attr(RTA_PREFSRC, ipToBytes(r.src)));
+  if (r.oif !== undefined) parts.push(attrU32(RTA_OIF, r.oif));
+  if (r.priority !== undefined) parts.push(attrU32(RTA_PRIORITY, r.priority));
+  if (table >= 256) parts.push(attrU32(RTA_TABLE, table));
+  return parts;
+}
+
+export function encodeRouteFilter(family: number): Buffer {
+  const hdr = Buffer.alloc(12);
+  hdr.writeUInt8(family, 0);
+  return hdr;
+}
+
+export function decodeRoute(p: Buffer): Route {
+  if (p.length < 12) throw new Error("truncated rtmsg");
+  const attrs = attrMap(parseAttrs(p, 12));
+  const r: Route = {
+    family: p.readUInt8(0),
+    dstLen: p.readUInt8(1),
+    table: readU32(attrs.get(RTA_TABLE)) ?? p.readUInt8(4),
+    protocol: p.readUInt8(5),
+    scope: p.readUInt8(6),
+    type: p.readUInt8(7),
+  };
+  const dst = attrs.get(RTA_DST);
+  if (dst) r.dst = bytesToIp(dst);
+  const gw = attrs.get(RTA_GATEWAY);
+  if (gw) r.gateway = bytesToIp(gw);
+  const src = attrs.get(RTA_PREFSRC);
+  if (src) r.src = bytesToIp(src);
+  const oif = readU32(attrs.get(RTA_OIF));
+  if (oif !== undefined) r.oif = oif;
+  const prio = readU32(attrs.get(RTA_PRIORITY));
+  if (prio !== undefined) r.priority = prio;
+  return r;
+}
+
+/** "10.0.0.0/24", "default" — how `ip route` would name it. */
+export function routeDestination(r: Route): string {
+  if (r.dst === undefined && r.dstLen === 0) return "default";
+  return `${r.dst ?? (r.family === AF_INET ? "0.0.0.0" : "::")}/${r.dstLen}`;
+}

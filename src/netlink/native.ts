@@ -1,0 +1,33 @@
+// The one place that loads the native addon (native/netlink_socket.c).
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+export interface NativeNetlink {
+  /** Opens a bound NETLINK_ROUTE socket inside the namespace nsFd refers to (-1: our own). */
+  openSocket(nsFd: number): number;
+  /** The CLONE_NEW* type of a namespace fd; throws ENOTTY/EINVAL for other files. */
+  nsType(fd: number): number;
+  /**
+   * Sends `request` (one or more whole messages) and resolves with every reply
+   * datagram, concatenated, once `terminals` NLMSG_ERROR/NLMSG_DONE messages
+   * have arrived. Runs on a worker thread. At most one exchange per fd at a time.
+   */
+  exchange(fd: number, request: Buffer, terminals: number): Promise<Buffer>;
+}
+
+/** Node's system-error shape, as the addon reports failures. */
+export interface ErrnoError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+// dist/src/netlink -> project root
+const root = path.resolve(here, "..", "..", "..");
+const require = createRequire(import.meta.url);
+
+export const native: NativeNetlink = require(path.join(root, "build", "Release", "workloadnet_native.node")) as NativeNetlink;
+
+export const CLONE_NEWNET = 0x40000000;

@@ -1,0 +1,41 @@
+// Route operations, each the equivalent of one `ip route` command.
+import type { Handle } from "./handle.js";
+import { decodeRoute, encodeRoute, encodeRouteFilter, routeDestination, type Route, type RouteSpec } from "./codec/route-message.js";
+import { AF_UNSPEC, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE } from "./codec/constants.js";
+import type { Request } from "./socket.js";
+
+export type { Route, RouteSpec } from "./codec/route-message.js";
+
+function describe(r: RouteSpec): string {
+  const dst = routeDestination({ table: 0, protocol: 0, scope: 0, type: 0, ...r });
+  return `${dst}${r.gateway ? ` via ${r.gateway}` : ""}${r.oif ? ` dev index ${r.oif}` : ""}${r.src ? ` src ${r.src}` : ""}`;
+}
+
+/** `ip route add DST/LEN [via GW] [dev INDEX] [src SRC] [scope S] [proto P]`. */
+export function addRouteRequest(r: RouteSpec, where?: string): Request {
+  return {
+    type: RTM_NEWROUTE,
+    flags: NLM_F_CREATE | NLM_F_EXCL,
+    parts: encodeRoute(r),
+    context: `add route ${describe(r)}${where ? ` in ${where}` : ""}`,
+  };
+}
+
+export async function addRoute(h: Handle, r: RouteSpec): Promise<void> {
+  await h.request(addRouteRequest(r, h.where));
+}
+
+/** `ip route del DST/LEN ...`. */
+export function deleteRouteRequest(r: RouteSpec, where?: string): Request {
+  return { type: RTM_DELROUTE, flags: 0, parts: encodeRoute(r), context: `delete route ${describe(r)}${where ? ` in ${where}` : ""}` };
+}
+
+export async function deleteRoute(h: Handle, r: RouteSpec): Promise<void> {
+  await h.request(deleteRouteRequest(r, h.where));
+}
+
+/** `ip route show table all` for one family (or both): every table, including local. */
+export async function listRoutes(h: Handle, family = AF_UNSPEC): Promise<Route[]> {
+  const replies = await h.request({ type: RTM_GETROUTE, flags: NLM_F_DUMP, parts: [encodeRouteFilter(family)], context: `list routes in ${h.where}` });
+  return replies.filter((m) => m.type === RTM_NEWROUTE).map((m) => decodeRoute(m.payload));
+}

@@ -1,0 +1,111 @@
+// A NETLINK_ROUTE socket bound to one namespace. It numbers requests, sends
+// them (alone or in a batch) and matches every reply to its request. One
+// exchange at a time per socket: replies of concurrent exchanges would mix.
+import { native } from "./native.js";
+import { closeSync } from "node:fs";
+import { NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP } from "./codec/constants.js";
+import { encodeMessage, parseAck, parseDone, parseMessages, type NetlinkMessage } from "./codec/message.js";
+import { NetlinkError, wrapSystemError } from "./errors.js";
+
+export interface Request {
+  type: number;
+  /** NLM_F_* flags beyond REQUEST (ACK is added for non-dumps). */
+  flags: number;
+  parts: Buffer[];
+  /** Prefix for any error: what this request does, on what. */
+  context: string;
+}
+
+/** Per request: the data messages of a dump, or an error. */
+export type Outcome = { ok: true; messages: NetlinkMessage[] } | { ok: false; error: NetlinkError };
+
+export class NetlinkSocket {
+  private seq = Math.floor(Math.random() * 0x7fffffff);
+  private busy: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(private readonly fd: number, readonly where: string) {}
+
+  /** Opens a socket inside the namespace nsFd refers to (-1: the daemon's own). */
+  static open(nsFd: number, where: string): NetlinkSocket {
+    try {
+      return new NetlinkSocket(native.openSocket(nsFd), where);
+    } catch (err) {
+      throw wrapSystemError(`open netlink socket in ${where}`, err);
+    }
+  }
+
+  /** Sends one request; resolves with its reply messages or rejects with a NetlinkError. */
+  async request(req: Request): Promise<NetlinkMessage[]> {
+    const [outcome] = await this.batch([req]);
+    if (!outcome) throw new Error("netlink: no outcome for request");
+    if (!outcome.ok) throw outcome.error;
+    return outcome.messages;
+  }
+
+  /**
+   * Sends several requests in one system call and waits for all answers. The
+   * kernel handles each on its own: a failure does not stop the ones after it.
+   */
+  batch(reqs: Request[]): Promise<Outcome[]> {
+    if (this.closed) return Promise.reject(new Error(`netlink socket in ${this.where} is closed`));
+    const run = this.busy.then(() => this.exchange(reqs));
+    this.busy = run.catch(() => undefined);
+    return run;
+  }
+
+  private async exchange(reqs: Request[]): Promise<Outcome[]> {
+    const first = this.nextSeqs(reqs.length);
+    const wire = reqs.map((r, i) => {
+      const dump = (r.flags & NLM_F_DUMP) === NLM_F_DUMP;
+      return encodeMessage(r.type, r.flags | NLM_F_REQUEST | (dump ? 0 : NLM_F_ACK), first + i, r.parts);
+    });
+    let raw: Buffer;
+    try {
+      raw = await native.exchange(this.fd, wire.length === 1 ? wire[0]! : Buffer.concat(wire), reqs.length);
+    } catch (err) {
+      throw wrapSystemError(`${reqs[0]?.context ?? "netlink request"} (socket in ${this.where})`, err);
+    }
+    const byIndex: NetlinkMessage[][] = reqs.map(() => []);
+    const outcomes: (Outcome | undefined)[] = reqs.map(() => undefined);
+    const interrupted = new Set<number>();
+    for (const m of parseMessages(raw)) {
+      const i = (m.seq - first) >>> 0;
+      const req = reqs[i];
+      if (req === undefined) continue; // a stray reply to an earlier, abandoned exchange
+      if (m.type === NLMSG_ERROR) {
+        const ack = parseAck(m);
+        outcomes[i] = ack.errno === 0 ? { ok: true, messages: byIndex[i]! } : { ok: false, error: new NetlinkError(req.context, ack.errno, ack.extack) };
+      } else if (m.type === NLMSG_DONE) {
+        const errno = parseDone(m);
+        if (errno !== 0) outcomes[i] = { ok: false, error: new NetlinkError(req.context, errno) };
+        // The table changed during the dump, so it may be inconsistent; the caller may retry.
+        else if (interrupted.has(i)) outcomes[i] = { ok: false, error: new NetlinkError(`${req.context} (dump interrupted)`, 4 /* EINTR */) };
+        else outcomes[i] = { ok: true, messages: byIndex[i]! };
+      } else if (m.type !== NLMSG_NOOP) {
+        if (m.flags & NLM_F_DUMP_INTR) interrupted.add(i);
+        byIndex[i]!.push(m);
+      }
+    }
+    return outcomes.map((o, i) => o ?? { ok: false, error: new NetlinkError(`${reqs[i]!.context} (no answer)`, 5 /* EIO */) });
+  }
+
+  private nextSeqs(n: number): number {
+    const first = this.seq;
+    this.seq = (this.seq + n) % 0x7fffffff;
+    if (this.seq < first) {
+      // Keep a batch's numbers contiguous across the wrap.
+      this.seq = n;
+      return 0;
+    }
+    return first;
+  }
+
+  /** Closes the fd once every queued exchange has finished (never under a running one). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.busy;
+    closeSync(this.fd);
+  }
+}

@@ -1,0 +1,71 @@
+// Helpers for tests that run inside the sandbox (test/run-in-sandbox.sh):
+// "pod" namespaces made with `ip netns add`, and iproute2 as an independent witness.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+
+export function assertSandbox(): void {
+  if (process.env.WORKLOADNET_SANDBOX !== "1") {
+    throw new Error("kernel tests must run inside the sandbox: use `npm test` (test/run-in-sandbox.sh)");
+  }
+}
+
+export const uniqueName = (prefix: string): string => `${prefix}${randomBytes(4).toString("hex")}`;
+
+/** Runs `ip ARGS` (in namespace ns when given) and returns stdout. */
+export function ip(args: string[], ns?: string): string {
+  const full = ns ? ["-n", ns, ...args] : args;
+  return execFileSync("ip", full, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** `ip -json ARGS`, parsed. */
+export function ipJson<T = unknown>(args: string[], ns?: string): T {
+  const out = ip(["-json", ...args], ns).trim();
+  return (out ? JSON.parse(out) : []) as T;
+}
+
+export interface PodNamespace {
+  name: string;
+  path: string;
+  remove(): void;
+}
+
+/** A fresh named network namespace, like a pod's, at /run/netns/NAME. */
+export function createNamespace(prefix = "pod"): PodNamespace {
+  assertSandbox();
+  const name = uniqueName(prefix);
+  ip(["netns", "add", name]);
+  return {
+    name,
+    path: `/run/netns/${name}`,
+    remove: () => {
+      try {
+        ip(["netns", "del", name]);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+/** Runs a command inside a named namespace; resolves with its exit code and output. */
+export function execIn(ns: string, cmd: string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child: ChildProcess = spawn("ip", ["netns", "exec", ns, ...cmd], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** One ping (-c 1, 2 s deadline) from a namespace; true when it was answered. */
+export async function ping(fromNs: string, address: string, iface?: string): Promise<boolean> {
+  const target = iface && address.startsWith("fe80:") ? `${address}%${iface}` : address;
+  const r = await execIn(fromNs, ["ping", "-n", "-c", "1", "-W", "2", target]);
+  return r.code === 0;
+}
