@@ -14,7 +14,7 @@ export interface PrefixSource {
    * Undefined while all is well. A source keeps its last good prefixes on error.
    */
   lastError(): string | undefined;
-  /** Called whenever current() changes to different prefixes. Returns an unsubscribe. */
+  /** Called whenever current() changes to different prefixes, including the first ones. Returns an unsubscribe. */
   onChange(listener: (prefixes: Prefixes) => void): () => void;
   /** Called when a new error is recorded (see lastError), so the daemon can log it. */
   onError(listener: (message: string) => void): () => void;

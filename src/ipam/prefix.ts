@@ -6,7 +6,6 @@ import {
   ADDRESS_BITS,
   type Address,
   type Family,
-  addressFamily,
   bigintToAddress,
   parseAddress,
 } from "./address.js";

@@ -27,11 +27,11 @@ export class StaticPrefixSource implements PrefixSource {
   }
 
   // Nothing ever changes or fails, so listeners are never called.
-  onChange(): () => void {
+  onChange(_listener: (prefixes: Prefixes) => void): () => void {
     return () => {};
   }
 
-  onError(): () => void {
+  onError(_listener: (message: string) => void): () => void {
     return () => {};
   }
 

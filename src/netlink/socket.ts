@@ -31,7 +31,14 @@ export class NetlinkSocket {
     try {
       return new NetlinkSocket(native.openSocket(nsFd), where);
     } catch (err) {
-      throw wrapSystemError(`open netlink socket in ${where}`, err);
+      const wrapped = wrapSystemError(`open netlink socket in ${where}`, err);
+      // setns refuses a wrong fd with a bare errno; say what it means.
+      const e = err as { syscall?: unknown; code?: unknown };
+      if (e.syscall === "setns") {
+        wrapped.message +=
+          e.code === "EINVAL" ? " (setns: the fd is not a network namespace)" : e.code === "EBADF" ? " (setns: the namespace fd is not open)" : " (setns)";
+      }
+      throw wrapped;
     }
   }
 

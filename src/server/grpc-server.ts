@@ -20,7 +20,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { WorkloadNetworking, type NetNSAttachment } from "../gen/workload_pb.js";
 import { ServiceError } from "../service/errors.js";
 import type { NetnsAttachment, WorkloadService } from "../service/types.js";
-import { useMinimalGrpcMessageEncoding } from "./grpc-message.js";
+import { fixGrpcStatusOf } from "./grpc-trailers.js";
 import { ipToBytes } from "./ip-bytes.js";
 
 /**
@@ -75,7 +75,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   });
 
   const server = http2.createServer({}, (req, res) => {
-    useMinimalGrpcMessageEncoding(res);
+    fixGrpcStatusOf(res);
     handler(req, res);
   });
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -105,7 +105,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      log.info({ socket: socketPath, inFlightSessions: sessions.size }, "gRPC server stopping");
+      log.info({ socket: socketPath, openConnections: sessions.size }, "gRPC server stopping");
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // GOAWAY to every client: no new calls, running calls continue.
       for (const session of sessions) session.close();

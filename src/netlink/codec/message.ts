@@ -89,5 +89,6 @@ export function parseAck(message: NetlinkMessage): AckInfo {
 /** NLMSG_DONE may carry a negative errno when a dump fails part-way. */
 export function parseDone(message: NetlinkMessage): number {
   if (message.type !== NLMSG_DONE) throw new Error(`not a done message: type ${message.type}`);
-  return message.payload.length >= 4 ? -message.payload.readInt32LE(0) : 0;
+  // `|| 0`: a zero error must read as 0, not -0 (as parseAck does).
+  return message.payload.length >= 4 ? -message.payload.readInt32LE(0) || 0 : 0;
 }

@@ -1,0 +1,433 @@
+// Configuration of the daemon workloadnetd: command-line flags, environment
+// variables WORKLOADNETD_<KEY> and an optional JSON file (--config), in that
+// order of precedence, over built-in defaults.
+//
+// The JSON file uses the flags' names as keys, without the dashes in front:
+//   {"ipv4-prefix": "10.88.0.0/24", "mtu": 1400, "socket-group": "containerd"}
+// Unknown keys are errors. Every error is a ConfigError with a one-line
+// message naming the setting and the offending value.
+
+import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { isAbsolute } from "node:path";
+import { isIPv4, isIPv6 } from "node:net";
+import { Command, CommanderError, Option } from "commander";
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface DaemonConfig {
+  /** Unix socket of the gRPC API (absolute path). */
+  socketPath: string;
+  /** Static IPv4 pod prefix, e.g. "10.88.0.0/24" (syntax checked only). */
+  ipv4Prefix: string | undefined;
+  /** Static IPv6 pod prefix, e.g. "fd00:88::/64" (syntax checked only). */
+  ipv6Prefix: string | undefined;
+  /** File to watch for the pod prefixes (absolute path; need not exist yet). */
+  prefixFile: string | undefined;
+  /** MTU of the workload links. */
+  mtu: number;
+  /** Link group that marks the daemon's host-side interfaces. */
+  linkGroup: number;
+  logLevel: LogLevel;
+  /** Group (resolved to a gid) that gets read/write access to the socket. */
+  socketGroup: number | undefined;
+  /** The config file that was read, if any. */
+  configFile: string | undefined;
+}
+
+export const DEFAULT_SOCKET_PATH = "/run/workloadnet/workloadnet.sock";
+export const DEFAULT_MTU = 1500;
+export const DEFAULT_LINK_GROUP = 8;
+export const DEFAULT_LOG_LEVEL: LogLevel = "info";
+export const ENV_PREFIX = "WORKLOADNETD_";
+
+/** Bad configuration; the message is one line naming the setting and value. */
+export class ConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ConfigError";
+  }
+}
+
+/** Thrown by parseConfig for --help; `text` is the help to print (exit status 0). */
+export class HelpRequested extends Error {
+  constructor(readonly text: string) {
+    super("help requested");
+    this.name = "HelpRequested";
+  }
+}
+
+export interface ParseConfigOptions {
+  /** Resolves a group name to its gid, undefined when there is no such group. */
+  lookupGroup?: (name: string) => number | undefined;
+  /** Reads the config file; defaults to readFileSync(path, "utf8"). */
+  readFile?: (path: string) => string;
+}
+
+// ---------------------------------------------------------------------------
+// Settings
+
+type Raw = string | number | boolean | null | object;
+
+interface Setting<K extends keyof DaemonConfig> {
+  /** Flag without dashes; also the key in the config file. */
+  key: string;
+  field: K;
+  argName: string;
+  description: string;
+  /** Validates a raw value (flag/env: string; file: any JSON value); throws Invalid. */
+  parse: (raw: Raw, ctx: Required<ParseConfigOptions>) => DaemonConfig[K];
+}
+
+/** A validation failure; turned into a ConfigError naming where the value came from. */
+class Invalid extends Error {}
+
+function setting<K extends keyof DaemonConfig>(s: Setting<K>): Setting<K> {
+  return s;
+}
+
+const SETTINGS = [
+  setting({
+    key: "socket",
+    field: "socketPath",
+    argName: "path",
+    description: `unix socket of the gRPC API (default: ${DEFAULT_SOCKET_PATH})`,
+    parse: (raw) => socketPath(raw),
+  }),
+  setting({
+    key: "ipv4-prefix",
+    field: "ipv4Prefix",
+    argName: "cidr",
+    description: "IPv4 pod prefix, e.g. 10.88.0.0/24",
+    parse: (raw) => cidr(raw, 4),
+  }),
+  setting({
+    key: "ipv6-prefix",
+    field: "ipv6Prefix",
+    argName: "cidr",
+    description: "IPv6 pod prefix, e.g. fd00:88::/64",
+    parse: (raw) => cidr(raw, 6),
+  }),
+  setting({
+    key: "prefix-file",
+    field: "prefixFile",
+    argName: "path",
+    description: "file with the pod prefixes, watched for changes",
+    parse: (raw) => absolutePath(raw),
+  }),
+  setting({
+    key: "mtu",
+    field: "mtu",
+    argName: "n",
+    description: `MTU of workload links, 68..65535 (default: ${DEFAULT_MTU})`,
+    parse: (raw) => integer(raw, 68, 65535),
+  }),
+  setting({
+    key: "link-group",
+    field: "linkGroup",
+    argName: "n",
+    description: `link group marking workload links, 1..4294967295 (default: ${DEFAULT_LINK_GROUP})`,
+    parse: (raw) => integer(raw, 1, 4294967295),
+  }),
+  setting({
+    key: "log-level",
+    field: "logLevel",
+    argName: "level",
+    description: `${LOG_LEVELS.join("|")} (default: ${DEFAULT_LOG_LEVEL})`,
+    parse: (raw) => logLevel(raw),
+  }),
+  setting({
+    key: "socket-group",
+    field: "socketGroup",
+    argName: "name-or-gid",
+    description: "group given read/write access to the socket",
+    parse: (raw, ctx) => group(raw, ctx.lookupGroup),
+  }),
+] as const;
+
+const CONFIG_KEY = "config";
+const FILE_KEYS = new Set<string>(SETTINGS.map((s) => s.key));
+
+// ---------------------------------------------------------------------------
+// Validators. Each returns the value or throws Invalid(reason).
+
+/** Unix socket addresses hold at most 107 bytes of path (sun_path minus NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+function str(raw: Raw, what: string): string {
+  if (typeof raw !== "string") throw new Invalid(`must be ${what}`);
+  return raw;
+}
+
+function absolutePath(raw: Raw): string {
+  const p = str(raw, "an absolute path");
+  if (p === "" || !isAbsolute(p)) throw new Invalid("must be an absolute path");
+  if (p.includes("\0")) throw new Invalid("must not contain a NUL byte");
+  return p;
+}
+
+function socketPath(raw: Raw): string {
+  const p = absolutePath(raw);
+  if (p.endsWith("/")) throw new Invalid("must name a file, not a directory");
+  const bytes = Buffer.byteLength(p);
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw new Invalid(`is ${bytes} bytes long; a unix socket path can have at most ${MAX_SOCKET_PATH_BYTES}`);
+  }
+  return p;
+}
+
+function integer(raw: Raw, min: number, max: number): number {
+  const reason = `must be an integer between ${min} and ${max}`;
+  let n: number;
+  if (typeof raw === "number") n = raw;
+  else if (typeof raw === "string" && /^[0-9]+$/.test(raw)) n = Number(raw);
+  else throw new Invalid(reason);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new Invalid(reason);
+  return n;
+}
+
+function logLevel(raw: Raw): LogLevel {
+  const reason = `must be one of ${LOG_LEVELS.join(", ")}`;
+  if (typeof raw !== "string") throw new Invalid(reason);
+  const level = LOG_LEVELS.find((l) => l === raw);
+  if (level === undefined) throw new Invalid(reason);
+  return level;
+}
+
+/** Checks the syntax "ADDRESS/LENGTH" of a prefix of the given family. */
+export function checkCidrSyntax(value: string, family: 4 | 6): string | undefined {
+  const example = family === 4 ? "10.88.0.0/24" : "fd00:88::/64";
+  const expected = `must be an IPv${family} prefix such as ${example}`;
+  const parts = value.split("/");
+  if (parts.length !== 2) return expected;
+  const [addr, len] = parts as [string, string];
+  const v4 = isIPv4(addr);
+  const v6 = isIPv6(addr) && !addr.includes("%");
+  if (!v4 && !v6) return expected;
+  if ((family === 4 && v6) || (family === 6 && v4)) {
+    return `is an IPv${family === 4 ? 6 : 4} prefix; ${expected}`;
+  }
+  const maxLen = family === 4 ? 32 : 128;
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(len) || Number(len) > maxLen) {
+    return `prefix length must be an integer between 0 and ${maxLen}`;
+  }
+  return undefined;
+}
+
+function cidr(raw: Raw, family: 4 | 6): string {
+  const example = family === 4 ? "10.88.0.0/24" : "fd00:88::/64";
+  const value = str(raw, `an IPv${family} prefix such as ${example}`);
+  const problem = checkCidrSyntax(value, family);
+  if (problem !== undefined) throw new Invalid(problem);
+  return value;
+}
+
+/** gid_t is 32 bits and (gid_t)-1 means "no change", so 4294967294 is the largest gid. */
+const MAX_GID = 4294967294;
+
+function group(raw: Raw, lookup: (name: string) => number | undefined): number {
+  if (typeof raw === "number" || (typeof raw === "string" && /^[0-9]+$/.test(raw))) {
+    try {
+      return integer(raw, 0, MAX_GID);
+    } catch {
+      throw new Invalid(`must be a group name or a gid between 0 and ${MAX_GID}`);
+    }
+  }
+  if (typeof raw !== "string" || !/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(raw)) {
+    throw new Invalid(`must be a group name or a gid between 0 and ${MAX_GID}`);
+  }
+  const gid = lookup(raw);
+  if (gid === undefined) throw new Invalid("no such group");
+  return gid;
+}
+
+/** Finds a group in /etc/group, then through NSS (getent) for LDAP and friends. */
+export function lookupSystemGroup(name: string): number | undefined {
+  const fromLine = (line: string): number | undefined => {
+    const [gname, , gid] = line.split(":");
+    return gname === name && gid !== undefined && /^[0-9]+$/.test(gid) ? Number(gid) : undefined;
+  };
+  try {
+    for (const line of readFileSync("/etc/group", "utf8").split("\n")) {
+      const gid = fromLine(line);
+      if (gid !== undefined) return gid;
+    }
+  } catch {
+    // fall through to getent
+  }
+  try {
+    const out = execFileSync("getent", ["group", name], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    return fromLine(out.trim());
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+const MAX_SHOWN_VALUE = 80;
+
+function show(raw: unknown): string {
+  const text = typeof raw === "number" ? String(raw) : (JSON.stringify(raw) ?? String(raw));
+  return text.length > MAX_SHOWN_VALUE ? `${text.slice(0, MAX_SHOWN_VALUE)}…` : text;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, " ").trim();
+}
+
+function envName(key: string): string {
+  return ENV_PREFIX + key.toUpperCase().replace(/-/g, "_");
+}
+
+function kebab(camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`).replace(/_/g, "-");
+}
+
+function buildCommand(): Command {
+  const cmd = new Command("workloadnetd")
+    .description("Workload networking daemon: serves the WorkloadNetworking gRPC API on a unix socket.")
+    .allowExcessArguments(false)
+    .allowUnknownOption(false)
+    .exitOverride()
+    .addOption(new Option(`--${CONFIG_KEY} <file>`, "JSON file with settings; flags and environment override it"));
+  for (const s of SETTINGS) cmd.addOption(new Option(`--${s.key} <${s.argName}>`, s.description));
+  cmd.addHelpText(
+    "after",
+    [
+      "",
+      `Every setting can also be given as an environment variable ${ENV_PREFIX}<NAME>,`,
+      `e.g. ${envName("log-level")}=debug, or in the --config file under its flag's name:`,
+      '  {"ipv4-prefix": "10.88.0.0/24", "mtu": 1400}',
+      "Precedence: flags, then environment, then the config file, then defaults.",
+    ].join("\n"),
+  );
+  return cmd;
+}
+
+function readConfigFile(path: string, label: string, readFile: (p: string) => string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(oneLine(`invalid ${label} ${show(path)}: cannot read it (${msg})`), { cause: err });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(oneLine(`invalid ${label} ${show(path)}: not valid JSON (${msg})`), { cause: err });
+  }
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    throw new ConfigError(`invalid ${label} ${show(path)}: must contain a JSON object`);
+  }
+  const obj = data as Record<string, unknown>;
+  for (const key of Object.keys(obj)) {
+    if (FILE_KEYS.has(key)) continue;
+    const hint = FILE_KEYS.has(kebab(key)) ? ` (did you mean "${kebab(key)}"?)` : "";
+    throw new ConfigError(
+      `${path}: unknown key ${show(key)}${hint}; known keys: ${[...FILE_KEYS].join(", ")}`,
+    );
+  }
+  return obj;
+}
+
+/**
+ * Parses the daemon's command line (arguments only, without node and the
+ * script: process.argv.slice(2)), environment and config file.
+ * Throws ConfigError for bad input and HelpRequested for --help.
+ */
+export function parseConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  options: ParseConfigOptions = {},
+): DaemonConfig {
+  const ctx: Required<ParseConfigOptions> = {
+    lookupGroup: options.lookupGroup ?? lookupSystemGroup,
+    readFile: options.readFile ?? ((p) => readFileSync(p, "utf8")),
+  };
+
+  let helpText = "";
+  const cmd = buildCommand().configureOutput({
+    writeOut: (s) => (helpText += s),
+    writeErr: (s) => (helpText += s),
+    outputError: () => undefined,
+  });
+  try {
+    cmd.parse([...argv], { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.help") {
+        throw new HelpRequested(helpText);
+      }
+      throw new ConfigError(oneLine(err.message.replace(/^error: /, "")), { cause: err });
+    }
+    throw err;
+  }
+  const flags = cmd.opts<Record<string, string | undefined>>();
+  const flagValue = (key: string): string | undefined => flags[new Option(`--${key} <x>`).attributeName()];
+
+  // Environment: empty means unset; unknown WORKLOADNETD_* names are typos.
+  const envKeys = new Map<string, string>();
+  for (const key of [CONFIG_KEY, ...FILE_KEYS]) envKeys.set(envName(key), key);
+  const envValues = new Map<string, string>();
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined || value === "") continue;
+    const key = envKeys.get(name);
+    if (key === undefined) {
+      throw new ConfigError(`unknown environment variable ${name}; known: ${[...envKeys.keys()].join(", ")}`);
+    }
+    envValues.set(key, value);
+  }
+
+  let configFile: string | undefined;
+  let file: Record<string, unknown> = {};
+  const configFlag = flagValue(CONFIG_KEY);
+  const configEnv = envValues.get(CONFIG_KEY);
+  if (configFlag !== undefined || configEnv !== undefined) {
+    configFile = configFlag ?? configEnv!;
+    const label = configFlag !== undefined ? `--${CONFIG_KEY}` : envName(CONFIG_KEY);
+    if (configFile === "") throw new ConfigError(`invalid ${label} "": must be a file name`);
+    file = readConfigFile(configFile, label, ctx.readFile);
+  }
+
+  const config: DaemonConfig = {
+    socketPath: DEFAULT_SOCKET_PATH,
+    ipv4Prefix: undefined,
+    ipv6Prefix: undefined,
+    prefixFile: undefined,
+    mtu: DEFAULT_MTU,
+    linkGroup: DEFAULT_LINK_GROUP,
+    logLevel: DEFAULT_LOG_LEVEL,
+    socketGroup: undefined,
+    configFile,
+  };
+  for (const s of SETTINGS) {
+    let raw: Raw;
+    let label: string;
+    const fromFlag = flagValue(s.key);
+    if (fromFlag !== undefined) {
+      raw = fromFlag;
+      label = `invalid --${s.key} ${show(raw)}`;
+    } else if (envValues.has(s.key)) {
+      raw = envValues.get(s.key)!;
+      label = `invalid ${envName(s.key)} ${show(raw)}`;
+    } else if (Object.hasOwn(file, s.key)) {
+      raw = file[s.key] as Raw;
+      label = `${configFile}: invalid "${s.key}" ${show(raw)}`;
+    } else {
+      continue;
+    }
+    try {
+      (config as unknown as Record<string, unknown>)[s.field] = s.parse(raw, ctx);
+    } catch (err) {
+      if (err instanceof Invalid) throw new ConfigError(oneLine(`${label}: ${err.message}`));
+      throw err;
+    }
+  }
+  return config;
+}

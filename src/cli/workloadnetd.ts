@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+// workloadnetd: the workload networking daemon.
+import "../daemon/threadpool.js";
+import { pino } from "pino";
+import { parsePrefix, type Prefixes } from "../ipam/prefix.js";
+import { startDaemon } from "../daemon/daemon.js";
+import { ConfigError, HelpRequested, parseConfig, type DaemonConfig } from "./config.js";
+
+function fail(message: string): never {
+  process.stderr.write(`workloadnetd: ${message}\n`);
+  process.exit(2);
+}
+
+/** Full prefix parsing (host bits, ranges) beyond the config's syntax check. */
+function staticPrefixes(config: DaemonConfig): Prefixes {
+  const out: Prefixes = {};
+  for (const [flag, value, slot] of [["--ipv4-prefix", config.ipv4Prefix, "v4"], ["--ipv6-prefix", config.ipv6Prefix, "v6"]] as const) {
+    if (value === undefined) continue;
+    try {
+      out[slot] = parsePrefix(value);
+    } catch (err) {
+      fail(`invalid ${flag} "${value}": ${(err as Error).message}`);
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  let config: DaemonConfig;
+  try {
+    config = parseConfig(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(err.text);
+      process.exit(0);
+    }
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  const prefixes = staticPrefixes(config);
+  if (config.prefixFile !== undefined && (prefixes.v4 || prefixes.v6)) {
+    fail(`--prefix-file "${config.prefixFile}" cannot be combined with --ipv4-prefix/--ipv6-prefix: choose one source of pod prefixes`);
+  }
+  const log = pino({ level: config.logLevel, base: { service: "workloadnetd" } });
+
+  const daemon = await startDaemon({
+    socketPath: config.socketPath,
+    prefixes,
+    mtu: config.mtu,
+    linkGroup: config.linkGroup,
+    log,
+    ...(config.prefixFile !== undefined ? { prefixFile: config.prefixFile } : {}),
+    ...(config.socketGroup !== undefined ? { socketGroup: config.socketGroup } : {}),
+  }).catch((err: unknown) => {
+    log.fatal({ err: (err as Error).message }, "workloadnetd failed to start");
+    process.exit(1);
+  });
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down: finishing in-flight calls");
+    daemon.close().then(
+      () => {
+        log.info("stopped");
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err: (err as Error).message }, "error during shutdown");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+void main();

@@ -1,0 +1,98 @@
+// The composition root: builds the parts, restores state from the kernel,
+// then serves. Nothing here knows about flags or files (see cli/).
+import type { Logger } from "pino";
+import { Ipam } from "../ipam/allocator.js";
+import { FilePrefixSource } from "../ipam/file-source.js";
+import { formatPrefixes, type Prefixes } from "../ipam/prefix.js";
+import type { PrefixSource } from "../ipam/prefix-source.js";
+import { StaticPrefixSource } from "../ipam/static-source.js";
+import { Handle } from "../netlink/handle.js";
+import { startGrpcServer } from "../server/grpc-server.js";
+import { setupNode } from "../service/node-setup.js";
+import { recoverFromKernel } from "../service/recover.js";
+import { AttachmentRegistry } from "../service/registry.js";
+import { WorkloadNetworkingService } from "../service/workload-service.js";
+
+export interface DaemonOptions {
+  socketPath: string;
+  /** Fixed prefixes (ignored when prefixFile is set). */
+  prefixes: Prefixes;
+  prefixFile?: string;
+  mtu: number;
+  linkGroup: number;
+  socketGroup?: number;
+  log: Logger;
+}
+
+export interface RunningDaemon {
+  service: WorkloadNetworkingService;
+  close(): Promise<void>;
+}
+
+/** Host netlink sockets: enough for the Detaches that block in the kernel to overlap. */
+const HOST_SOCKETS = 16;
+
+export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
+  const { log } = opts;
+  const started = performance.now();
+  const host = Handle.current({ maxSockets: HOST_SOCKETS });
+  const cleanups: (() => Promise<void> | void)[] = [() => host.close()];
+  try {
+    await setupNode(host, log);
+
+    const ipam = new Ipam();
+    const registry = new AttachmentRegistry();
+    const report = await recoverFromKernel({ host, ipam, registry, linkGroup: opts.linkGroup, log });
+    log.info({ ...report }, "state recovered from the kernel");
+
+    const prefixSource = await openPrefixSource(opts, log);
+    cleanups.push(() => prefixSource.close());
+    const apply = (p: Prefixes | undefined): void => {
+      if (p === undefined) return;
+      ipam.setPrefixes(p);
+      log.info({ prefixes: formatPrefixes(p) }, "pod prefixes in use");
+    };
+    apply(prefixSource.current());
+    prefixSource.onChange(apply);
+    prefixSource.onError((message) => log.error({ err: message }, "prefix source error; keeping the last good prefixes"));
+
+    const service = new WorkloadNetworkingService({ host, ipam, registry, prefixSource, mtu: opts.mtu, linkGroup: opts.linkGroup, log });
+    const server = await startGrpcServer({
+      socketPath: opts.socketPath,
+      service,
+      logger: log,
+      ...(opts.socketGroup !== undefined ? { socketGroup: opts.socketGroup } : {}),
+    });
+    cleanups.push(() => server.close());
+    log.info({ socket: opts.socketPath, readyMs: Math.round(performance.now() - started), attached: registry.size }, "workloadnetd ready");
+
+    let closing: Promise<void> | undefined;
+    return {
+      service,
+      close: () => (closing ??= runCleanups(cleanups)),
+    };
+  } catch (err) {
+    await runCleanups(cleanups);
+    throw err;
+  }
+}
+
+async function openPrefixSource(opts: DaemonOptions, log: Logger): Promise<PrefixSource> {
+  if (opts.prefixFile === undefined) return new StaticPrefixSource(opts.prefixes);
+  const source = new FilePrefixSource(opts.prefixFile);
+  await source.start();
+  const err = source.lastError();
+  if (err) log.warn({ err }, "prefix file not usable yet; Status is UNAVAILABLE until it is");
+  return source;
+}
+
+/** Runs cleanups newest first (the server stops before the parts it uses). */
+async function runCleanups(cleanups: (() => Promise<void> | void)[]): Promise<void> {
+  for (const c of cleanups.reverse()) {
+    try {
+      await c();
+    } catch {
+      // best effort on the way out
+    }
+  }
+}

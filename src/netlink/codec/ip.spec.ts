@@ -1,0 +1,94 @@
+// IP text <-> bytes, with IPv6 written the RFC 5952 way.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { AF_INET, AF_INET6 } from "./constants.js";
+import { bytesToIp, familyOf, familyOfBytes, ipToBytes, maxPrefixLen } from "./ip.js";
+
+const hex = (s: string): Buffer => Buffer.from(s.replace(/[: ]/g, ""), "hex");
+
+describe("IPv4", () => {
+  it("round-trips", () => {
+    for (const a of ["0.0.0.0", "10.88.0.2", "169.254.77.1", "255.255.255.255", "127.0.0.1"]) {
+      const b = ipToBytes(a);
+      assert.equal(b.length, 4);
+      assert.equal(bytesToIp(b), a);
+    }
+    assert.deepEqual([...ipToBytes("169.254.77.1")], [169, 254, 77, 1]);
+  });
+
+  it("refuses bad text", () => {
+    for (const bad of ["1.2.3", "10.0.0.256", "1.2.3.4.5", "", "a.b.c.d", "10.0.0.1/32"]) {
+      assert.throws(() => ipToBytes(bad), /invalid IP address/, bad);
+    }
+  });
+});
+
+describe("IPv6 formatting (RFC 5952)", () => {
+  const cases: [string, string][] = [
+    ["0000:0000:0000:0000:0000:0000:0000:0000", "::"],
+    ["0000:0000:0000:0000:0000:0000:0000:0001", "::1"],
+    ["fe80:0000:0000:0000:0000:0000:0000:0001", "fe80::1"],
+    // two equal runs of zeros: the first is compressed
+    ["2001:0db8:0000:0000:0001:0000:0000:0001", "2001:db8::1:0:0:1"],
+    ["fd00:0088:0000:0000:0000:0000:0000:0002", "fd00:88::2"],
+    // a single zero group is never compressed
+    ["2001:0db8:0000:0001:0001:0001:0001:0001", "2001:db8:0:1:1:1:1:1"],
+    ["0001:0002:0003:0004:0005:0006:0007:0000", "1:2:3:4:5:6:7:0"],
+    ["0000:0001:0002:0003:0004:0005:0006:0007", "0:1:2:3:4:5:6:7"],
+    // the longest run wins, wherever it is
+    ["0001:0000:0000:0002:0000:0000:0000:0003", "1:0:0:2::3"],
+    ["2001:0db8:0000:0000:0000:0001:0000:0000", "2001:db8::1:0:0"],
+    // trailing and leading runs
+    ["fd00:0000:0000:0000:0000:0000:0000:0000", "fd00::"],
+    ["0000:0000:0000:0000:0000:0000:0a00:0001", "::a00:1"],
+    // lower case, no leading zeros
+    ["2001:0DB8:ABCD:0012:0000:0000:0000:00ff", "2001:db8:abcd:12::ff"],
+    ["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
+  ];
+  for (const [full, text] of cases) {
+    it(`${full} -> ${text}`, () => {
+      assert.equal(bytesToIp(hex(full)), text);
+      assert.deepEqual(ipToBytes(text), hex(full));
+    });
+  }
+
+  it("parses non-canonical input to the same bytes", () => {
+    assert.deepEqual(ipToBytes("2001:DB8:0:0:1::1"), hex("2001:0db8:0000:0000:0001:0000:0000:0001"));
+    assert.deepEqual(ipToBytes("fd00:0088:0:0:0:0:0:0002"), hex("fd00:0088:0000:0000:0000:0000:0000:0002"));
+    assert.deepEqual(ipToBytes("::ffff:10.0.0.1"), hex("0000:0000:0000:0000:0000:ffff:0a00:0001"));
+    assert.deepEqual(ipToBytes("fe80::1%eth0"), hex("fe80:0000:0000:0000:0000:0000:0000:0001"));
+    assert.deepEqual(ipToBytes("1::"), hex("0001:0000:0000:0000:0000:0000:0000:0000"));
+  });
+
+  it("agrees with the WHATWG URL serializer on random addresses with zero runs", () => {
+    // URL's IPv6 serializer implements the same RFC 5952 compression rules: an independent witness.
+    let seed = 12345;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+    for (let n = 0; n < 2000; n++) {
+      const b = Buffer.alloc(16);
+      for (let g = 0; g < 8; g++) if (rnd() % 3 !== 0) b.writeUInt16BE(rnd() % 4 === 0 ? rnd() & 0xffff : rnd() % 3 === 0 ? 1 : 0, g * 2);
+      const text = bytesToIp(b);
+      // URL writes ::ffff:a.b.c.d-style addresses in hex too, so it compares directly
+      assert.equal(`[${text}]`, new URL(`http://[${text}]/`).hostname, b.toString("hex"));
+      assert.deepEqual(ipToBytes(text), b);
+    }
+  });
+
+  it("refuses bad text and bad lengths", () => {
+    for (const bad of ["gg::1", "1:2:3:4:5:6:7:8:9", "1::2::3", ":::", "fe80::1/64"]) {
+      assert.throws(() => ipToBytes(bad), /invalid IP address/, bad);
+    }
+    assert.throws(() => bytesToIp(Buffer.alloc(5)), /4 or 16 bytes, not 5/);
+    assert.throws(() => bytesToIp(Buffer.alloc(0)), /not 0/);
+  });
+
+  it("knows families and prefix lengths", () => {
+    assert.equal(familyOf("10.0.0.1"), AF_INET);
+    assert.equal(familyOf("fd00::1"), AF_INET6);
+    assert.equal(familyOf("nope"), 0);
+    assert.equal(familyOfBytes(Buffer.alloc(4)), AF_INET);
+    assert.equal(familyOfBytes(Buffer.alloc(16)), AF_INET6);
+    assert.equal(maxPrefixLen(AF_INET), 32);
+    assert.equal(maxPrefixLen(AF_INET6), 128);
+  });
+});

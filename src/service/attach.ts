@@ -1,0 +1,186 @@
+// Attach, as a short sequence of named steps. Each step that changes state
+// pushes its undo; any failure runs the undos in reverse, so a failed attach
+// leaves no interface, route, address or allocation behind.
+import { randomBytes } from "node:crypto";
+import { addAddressRequest } from "../netlink/addr.js";
+import { AF_INET, AF_INET6, IFA_F_NODAD, RT_SCOPE_LINK } from "../netlink/codec/constants.js";
+import { formatMac, parseMac } from "../netlink/codec/mac.js";
+import { NetlinkError } from "../netlink/errors.js";
+import { Handle } from "../netlink/handle.js";
+import { createVeth, deleteLink, getLinkByName, setLinkByNameRequest, setLinkUpRequest, type Link } from "../netlink/link.js";
+import { addPermanentNeighbourRequest } from "../netlink/neigh.js";
+import { addRouteRequest } from "../netlink/route.js";
+import type { Outcome, Request } from "../netlink/socket.js";
+import { isIPv4 } from "node:net";
+import { NamespaceError, NetnsFd } from "../netns/namespace.js";
+import type { Ipam } from "../ipam/allocator.js";
+import { IpamExhaustedError, IpamNotReadyError } from "../ipam/errors.js";
+import { ALIAS_PREFIX, FIRST_HOP_V4, FIRST_HOP_V6, HOST_VETH_MAC } from "./constants.js";
+import { ServiceError, StatusCode } from "./errors.js";
+import { hostNameCandidates } from "./host-names.js";
+import type { Attachment, AttachmentRegistry } from "./registry.js";
+import type { NetnsAttachment } from "./types.js";
+
+export interface AttachDeps {
+  host: Handle;
+  ipam: Ipam;
+  registry: AttachmentRegistry;
+  mtu: number;
+  linkGroup: number;
+}
+
+const LOOPBACK_INDEX = 1;
+const hostMac = parseMac(HOST_VETH_MAC);
+
+type Undo = () => Promise<void> | void;
+
+export async function attachWorkload(deps: AttachDeps, workloadId: string, netns: NetnsAttachment): Promise<Attachment> {
+  const undos: Undo[] = [];
+  try {
+    const addresses = allocateAddresses(deps, workloadId);
+    undos.push(() => void deps.ipam.release(workloadId));
+
+    const ns = NetnsFd.open(netns.netnsPath);
+    try {
+      const hostIfName = await reserveHostName(deps, workloadId);
+      undos.push(() => deps.registry.releaseName(hostIfName));
+
+      const podMac = randomPodMac();
+      const hostLink = await createPair(deps, hostIfName, netns, ns, podMac);
+      undos.push(() => deleteLink(deps.host, hostLink.index, hostIfName).catch(ignoreGone));
+
+      await configurePod(ns, netns, addresses);
+      await configureHost(deps, workloadId, hostLink, addresses, formatMac(podMac));
+      return { workloadId, hostIfName, hostIfIndex: hostLink.index, addresses };
+    } finally {
+      ns.close();
+    }
+  } catch (err) {
+    for (const undo of undos.reverse()) {
+      try {
+        await undo();
+      } catch {
+        // Keep undoing the rest; the original error is what the caller needs.
+      }
+    }
+    throw toServiceError(err);
+  }
+}
+
+function allocateAddresses(deps: AttachDeps, workloadId: string): string[] {
+  const a = deps.ipam.allocate(workloadId);
+  return [a.v4, a.v6].filter((x): x is string => x !== undefined);
+}
+
+/** The first candidate name that is neither ours already nor an interface someone else made. */
+async function reserveHostName(deps: AttachDeps, workloadId: string): Promise<string> {
+  for (const name of hostNameCandidates(workloadId)) {
+    if (deps.registry.nameTaken(name)) continue;
+    deps.registry.reserveName(name);
+    if ((await getLinkByName(deps.host, name)) === undefined) return name;
+    // A pre-existing interface that is not ours: never touch it, try the next name.
+    deps.registry.releaseName(name);
+  }
+  throw new ServiceError(StatusCode.ResourceExhausted, `no free host interface name for workload ${workloadId}`);
+}
+
+/** Locally administered, unicast, random: each pod interface gets its own. */
+function randomPodMac(): Buffer {
+  const mac = randomBytes(6);
+  mac[0] = ((mac[0] ?? 0) & 0xfe) | 0x02;
+  return mac;
+}
+
+/** The veth pair: host end up, in our group, with our MAC; the peer created directly in the pod's namespace. */
+async function createPair(deps: AttachDeps, hostIfName: string, netns: NetnsAttachment, ns: NetnsFd, podMac: Buffer): Promise<Link> {
+  await createVeth(
+    deps.host,
+    {
+      name: hostIfName,
+      up: true,
+      mtu: deps.mtu,
+      group: deps.linkGroup,
+      mac: hostMac,
+      peer: { name: netns.ifName, netnsFd: ns.fd, mtu: deps.mtu, mac: podMac },
+    },
+    netns.netnsPath,
+  );
+  const link = await getLinkByName(deps.host, hostIfName);
+  if (link === undefined) throw new Error(`host interface ${hostIfName} vanished right after creation`);
+  return link;
+}
+
+/** Inside the pod: lo and the peer up, the addresses, on-link routes to the first hops, default routes, first-hop neighbours. */
+async function configurePod(ns: NetnsFd, netns: NetnsAttachment, addresses: string[]): Promise<void> {
+  const pod = Handle.inNamespace(ns.fd, ns.path);
+  try {
+    const peer = await getLinkByName(pod, netns.ifName);
+    if (peer === undefined) throw new Error(`interface ${netns.ifName} not found in ${ns.path} right after creation`);
+    const where = ns.path;
+    const reqs: Request[] = [setLinkUpRequest(LOOPBACK_INDEX, true, "lo"), setLinkUpRequest(peer.index, true, netns.ifName)];
+    for (const address of addresses) {
+      const v4 = isIPv4(address);
+      const family = v4 ? AF_INET : AF_INET6;
+      const firstHop = v4 ? FIRST_HOP_V4 : FIRST_HOP_V6;
+      const hostLen = v4 ? 32 : 128;
+      // NODAD: the address is usable (and a valid route source) at once.
+      reqs.push(addAddressRequest({ index: peer.index, address, prefixLen: hostLen, flags: IFA_F_NODAD }, where));
+      // A dedicated on-link route rather than RTNH_F_ONLINK, which some sandboxes (gVisor) lack.
+      reqs.push(addRouteRequest({ family, dst: firstHop, dstLen: hostLen, oif: peer.index, scope: RT_SCOPE_LINK }, where));
+      reqs.push(addRouteRequest({ family, dstLen: 0, gateway: firstHop, oif: peer.index, src: address }, where));
+      // A permanent entry: no ARP/ND before the first packet, no wait on the host veth's DAD.
+      reqs.push(addPermanentNeighbourRequest({ index: peer.index, address: firstHop, mac: HOST_VETH_MAC }, where));
+    }
+    throwFirstFailure(await pod.batch(reqs));
+  } finally {
+    await pod.close();
+  }
+}
+
+/**
+ * On the host: the alias that marks the link as this workload's (the kernel
+ * cannot set it at creation; until then group and MAC mark it, and recovery
+ * removes such half-made links), a route and a permanent neighbour for each
+ * pod address, and the IPv6 first hop.
+ */
+async function configureHost(deps: AttachDeps, workloadId: string, hostLink: Link, addresses: string[], podMac: string): Promise<void> {
+  const reqs: Request[] = [setLinkByNameRequest(hostLink.name, { alias: ALIAS_PREFIX + workloadId })];
+  for (const address of addresses) {
+    const v4 = isIPv4(address);
+    reqs.push(addRouteRequest({ family: v4 ? AF_INET : AF_INET6, dst: address, dstLen: v4 ? 32 : 128, oif: hostLink.index }, `host (${hostLink.name})`));
+    reqs.push(addPermanentNeighbourRequest({ index: hostLink.index, address, mac: podMac }, `host (${hostLink.name})`));
+    if (!v4) {
+      // The host itself answers as fe80::1 on this link, so pods can reach it over IPv6.
+      reqs.push(addAddressRequest({ index: hostLink.index, address: FIRST_HOP_V6, prefixLen: 128, scope: RT_SCOPE_LINK, flags: IFA_F_NODAD }, `host (${hostLink.name})`));
+    }
+  }
+  throwFirstFailure(await deps.host.batch(reqs));
+}
+
+function throwFirstFailure(outcomes: Outcome[]): void {
+  for (const o of outcomes) if (!o.ok) throw o.error;
+}
+
+const ignoreGone = (err: unknown): void => {
+  if (err instanceof NetlinkError && (err.code === "ENODEV" || err.code === "ENOENT")) return;
+  throw err;
+};
+
+/** Maps what went wrong to a status a caller can act on; keeps the context in the message. */
+function toServiceError(err: unknown): ServiceError {
+  if (err instanceof ServiceError) return err;
+  if (err instanceof IpamNotReadyError) return new ServiceError(StatusCode.Unavailable, `no pod prefixes yet: ${err.message}`, { cause: err });
+  if (err instanceof IpamExhaustedError) return new ServiceError(StatusCode.ResourceExhausted, err.message, { cause: err });
+  if (err instanceof NamespaceError) {
+    const code = err.code === "ENOENT" ? StatusCode.NotFound : err.code === "EACCES" ? StatusCode.PermissionDenied : StatusCode.InvalidArgument;
+    return new ServiceError(code, err.message, { cause: err });
+  }
+  if (err instanceof NetlinkError) {
+    // The pod already has an interface by that name: the caller's mistake, not ours.
+    if (err.code === "EEXIST" && err.message.startsWith("create veth")) {
+      return new ServiceError(StatusCode.FailedPrecondition, `${err.message}: the namespace already has an interface with that name`, { cause: err });
+    }
+    return new ServiceError(StatusCode.Internal, err.message, { cause: err });
+  }
+  return new ServiceError(StatusCode.Internal, (err as Error)?.message ?? String(err), { cause: err });
+}

@@ -1,0 +1,46 @@
+// Request validation: every bad input gets a message a person understands and
+// INVALID_ARGUMENT, before anything is allocated or touched.
+import { ServiceError, StatusCode } from "./errors.js";
+import type { NetnsAttachment } from "./types.js";
+
+/** The alias "wk" + id must fit the kernel's 256-byte IFALIASZ (with its NUL). */
+export const MAX_WORKLOAD_ID_BYTES = 253;
+const WORKLOAD_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
+const IFNAMSIZ = 16;
+
+const invalid = (message: string): ServiceError => new ServiceError(StatusCode.InvalidArgument, message);
+
+/** Shortens untrusted input for error messages and logs. */
+export function preview(s: string, max = 64): string {
+  const shown = s.length > max ? `${s.slice(0, max)}…(${s.length} chars)` : s;
+  return JSON.stringify(shown);
+}
+
+export function validateWorkloadId(id: string): void {
+  if (id.length === 0) throw invalid("workload_id is empty");
+  if (Buffer.byteLength(id, "utf8") > MAX_WORKLOAD_ID_BYTES) {
+    throw invalid(`workload_id ${preview(id)} is longer than ${MAX_WORKLOAD_ID_BYTES} bytes`);
+  }
+  if (!WORKLOAD_ID.test(id)) {
+    throw invalid(`workload_id ${preview(id)} may only contain letters, digits, '_', '.', ':' and '-', and must start with a letter or digit`);
+  }
+}
+
+/** Linux's own rules for interface names (dev_valid_name). */
+export function validateIfName(name: string): void {
+  if (name.length === 0) throw invalid("netns.if_name is empty");
+  if (Buffer.byteLength(name, "utf8") >= IFNAMSIZ) throw invalid(`netns.if_name ${preview(name)} is longer than 15 bytes`);
+  if (name === "." || name === "..") throw invalid(`netns.if_name ${preview(name)} is not a valid interface name`);
+  if (/[/:\s]/.test(name) || /[\x00-\x1f\x7f]/.test(name)) {
+    throw invalid(`netns.if_name ${preview(name)} must not contain '/', ':', whitespace or control characters`);
+  }
+}
+
+export function validateNetns(netns: NetnsAttachment | undefined): NetnsAttachment {
+  if (netns === undefined) throw invalid("netns is missing: give netns_path and if_name");
+  if (netns.netnsPath.length === 0) throw invalid("netns.netns_path is empty");
+  if (!netns.netnsPath.startsWith("/")) throw invalid(`netns.netns_path ${preview(netns.netnsPath)} must be an absolute path`);
+  if (netns.netnsPath.length > 4096 || netns.netnsPath.includes("\0")) throw invalid(`netns.netns_path ${preview(netns.netnsPath)} is not a valid path`);
+  validateIfName(netns.ifName);
+  return netns;
+}

@@ -1,0 +1,93 @@
+// The service behind the API: validation, per-workload serialisation, the
+// attach/detach steps, and one log line per call.
+import type { Logger } from "pino";
+import type { Ipam } from "../ipam/allocator.js";
+import type { PrefixSource } from "../ipam/prefix-source.js";
+import { formatPrefixes } from "../ipam/prefix.js";
+import type { Handle } from "../netlink/handle.js";
+import { attachWorkload } from "./attach.js";
+import { detachWorkload } from "./detach.js";
+import { ServiceError, StatusCode } from "./errors.js";
+import { KeyedMutex } from "./keyed-mutex.js";
+import type { AttachmentRegistry } from "./registry.js";
+import type { AttachInput, AttachOutput, DetachInput, WorkloadService } from "./types.js";
+import { preview, validateNetns, validateWorkloadId } from "./validate.js";
+
+export interface ServiceDeps {
+  host: Handle;
+  ipam: Ipam;
+  registry: AttachmentRegistry;
+  prefixSource: PrefixSource;
+  mtu: number;
+  linkGroup: number;
+  log: Logger;
+}
+
+export class WorkloadNetworkingService implements WorkloadService {
+  private readonly locks = new KeyedMutex();
+
+  constructor(private readonly deps: ServiceDeps) {}
+
+  async attach(input: AttachInput): Promise<AttachOutput> {
+    const started = performance.now();
+    try {
+      validateWorkloadId(input.workloadId);
+      const netns = validateNetns(input.netns);
+      const attachment = await this.locks.run(input.workloadId, async () => {
+        if (this.deps.registry.has(input.workloadId)) {
+          const existing = this.deps.registry.get(input.workloadId);
+          throw new ServiceError(StatusCode.AlreadyExists, `workload ${input.workloadId} is already attached (host interface ${existing?.hostIfName}); detach it first`);
+        }
+        const a = await attachWorkload(this.deps, input.workloadId, netns);
+        this.deps.registry.add(a);
+        return a;
+      });
+      this.logCall("attach", input.workloadId, started, { addresses: attachment.addresses, hostIf: attachment.hostIfName, netns: netns.netnsPath });
+      return { addresses: attachment.addresses };
+    } catch (err) {
+      this.logCall("attach", input.workloadId, started, {}, err);
+      throw err;
+    }
+  }
+
+  async detach(input: DetachInput): Promise<void> {
+    const started = performance.now();
+    try {
+      validateWorkloadId(input.workloadId);
+      // netns is optional for Detach: the host side alone identifies what to remove.
+      const addresses = this.deps.registry.get(input.workloadId)?.addresses ?? [];
+      await this.locks.run(input.workloadId, () => detachWorkload(this.deps, input.workloadId));
+      this.logCall("detach", input.workloadId, started, { addresses });
+    } catch (err) {
+      this.logCall("detach", input.workloadId, started, {}, err);
+      throw err;
+    }
+  }
+
+  async status(): Promise<void> {
+    if (!this.deps.ipam.ready()) {
+      const why = this.deps.prefixSource.lastError();
+      throw new ServiceError(StatusCode.Unavailable, `no pod prefixes yet${why ? `: ${why}` : ""}`);
+    }
+    const why = this.deps.prefixSource.lastError();
+    if (why) this.deps.log.debug({ err: why }, "status: serving with last good prefixes");
+  }
+
+  /** What Status reports in detail: prefixes, counts, and the prefix source's last error. */
+  describe(): { prefixes: string; attached: number; prefixError?: string } {
+    const prefixError = this.deps.prefixSource.lastError();
+    return { prefixes: formatPrefixes(this.deps.ipam.prefixes()), attached: this.deps.registry.size, ...(prefixError ? { prefixError } : {}) };
+  }
+
+  private logCall(op: string, workloadId: string, started: number, fields: Record<string, unknown>, err?: unknown): void {
+    const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    const id = workloadId.length > 80 ? preview(workloadId, 80) : workloadId;
+    if (err === undefined) {
+      this.deps.log.info({ op, workloadId: id, ...fields, durationMs, outcome: "ok" }, `${op} ok`);
+      return;
+    }
+    const code = err instanceof ServiceError ? StatusCode[err.code] : "Internal";
+    const level = err instanceof ServiceError && err.code !== StatusCode.Internal ? "warn" : "error";
+    this.deps.log[level]({ op, workloadId: id, durationMs, outcome: code, err: (err as Error).message }, `${op} failed`);
+  }
+}
