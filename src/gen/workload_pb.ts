@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file workload.proto.
  */
 export const file_workload: GenFile = /*@__PURE__*/
-  fileDesc("Cg53b3JrbG9hZC5wcm90bxImbWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMiNgoPTmV0TlNBdHRhY2htZW50EhIKCm5ldG5zX3BhdGgYASABKAkSDwoHaWZfbmFtZRgCIAEoCSJsCg1BdHRhY2hSZXF1ZXN0EhMKC3dvcmtsb2FkX2lkGAEgASgJEkYKBW5ldG5zGAIgASgLMjcubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTmV0TlNBdHRhY2htZW50IhwKDkF0dGFjaFJlc3BvbnNlEgoKAmlwGAEgAygMImwKDURldGFjaFJlcXVlc3QSEwoLd29ya2xvYWRfaWQYASABKAkSRgoFbmV0bnMYAiABKAsyNy5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5OZXROU0F0dGFjaG1lbnQiEAoORGV0YWNoUmVzcG9uc2UiDwoNU3RhdHVzUmVxdWVzdCIQCg5TdGF0dXNSZXNwb25zZTL/AgoSV29ya2xvYWROZXR3b3JraW5nEncKBkF0dGFjaBI1Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkF0dGFjaFJlcXVlc3QaNi5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5BdHRhY2hSZXNwb25zZRJ3CgZEZXRhY2gSNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5EZXRhY2hSZXF1ZXN0GjYubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuRGV0YWNoUmVzcG9uc2USdwoGU3RhdHVzEjUubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuU3RhdHVzUmVxdWVzdBo2Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLlN0YXR1c1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Cg53b3JrbG9hZC5wcm90bxImbWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMiNgoPTmV0TlNBdHRhY2htZW50EhIKCm5ldG5zX3BhdGgYASABKAkSDwoHaWZfbmFtZRgCIAEoCSJsCg1BdHRhY2hSZXF1ZXN0EhMKC3dvcmtsb2FkX2lkGAEgASgJEkYKBW5ldG5zGAIgASgLMjcubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTmV0TlNBdHRhY2htZW50IlEKDkF0dGFjaFJlc3BvbnNlEgoKAmlwGAEgAygMEhQKDGhvc3RfaWZfbmFtZRgCIAEoCRIQCghob3N0X21hYxgDIAEoCRILCgNtYWMYBCABKAkibAoNRGV0YWNoUmVxdWVzdBITCgt3b3JrbG9hZF9pZBgBIAEoCRJGCgVuZXRucxgCIAEoCzI3Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5ldE5TQXR0YWNobWVudCIQCg5EZXRhY2hSZXNwb25zZSIPCg1TdGF0dXNSZXF1ZXN0IhAKDlN0YXR1c1Jlc3BvbnNlImsKDENoZWNrUmVxdWVzdBITCgt3b3JrbG9hZF9pZBgBIAEoCRJGCgVuZXRucxgCIAEoCzI3Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5ldE5TQXR0YWNobWVudCIPCg1DaGVja1Jlc3BvbnNlIkMKCkF0dGFjaG1lbnQSEwoLd29ya2xvYWRfaWQYASABKAkSCgoCaXAYAiADKAwSFAoMaG9zdF9pZl9uYW1lGAMgASgJIg0KC0xpc3RSZXF1ZXN0IlcKDExpc3RSZXNwb25zZRJHCgthdHRhY2htZW50cxgBIAMoCzIyLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkF0dGFjaG1lbnQiJgoJR0NSZXF1ZXN0EhkKEWtlZXBfd29ya2xvYWRfaWRzGAEgAygJIioKCkdDUmVzcG9uc2USHAoUcmVtb3ZlZF93b3JrbG9hZF9pZHMYASADKAky1QUKEldvcmtsb2FkTmV0d29ya2luZxJ3CgZBdHRhY2gSNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5BdHRhY2hSZXF1ZXN0GjYubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuQXR0YWNoUmVzcG9uc2USdwoGRGV0YWNoEjUubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuRGV0YWNoUmVxdWVzdBo2Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkRldGFjaFJlc3BvbnNlEncKBlN0YXR1cxI1Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLlN0YXR1c1JlcXVlc3QaNi5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5TdGF0dXNSZXNwb25zZRJ0CgVDaGVjaxI0Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkNoZWNrUmVxdWVzdBo1Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkNoZWNrUmVzcG9uc2UScQoETGlzdBIzLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkxpc3RSZXF1ZXN0GjQubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTGlzdFJlc3BvbnNlEmsKAkdDEjEubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuR0NSZXF1ZXN0GjIubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuR0NSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message metropolis.node.core.network.workloads.NetNSAttachment
@@ -74,6 +74,28 @@ export type AttachResponse = Message<"metropolis.node.core.network.workloads.Att
    * @generated from field: repeated bytes ip = 1;
    */
   ip: Uint8Array[];
+
+  /**
+   * Additions (not in the reference; older clients ignore them).
+   * Host-side interface of the veth pair.
+   *
+   * @generated from field: string host_if_name = 2;
+   */
+  hostIfName: string;
+
+  /**
+   * MAC of the host-side interface (the pod's first hop).
+   *
+   * @generated from field: string host_mac = 3;
+   */
+  hostMac: string;
+
+  /**
+   * MAC of the interface inside the workload's namespace.
+   *
+   * @generated from field: string mac = 4;
+   */
+  mac: string;
 };
 
 /**
@@ -145,6 +167,134 @@ export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
   messageDesc(file_workload, 6);
 
 /**
+ * @generated from message metropolis.node.core.network.workloads.CheckRequest
+ */
+export type CheckRequest = Message<"metropolis.node.core.network.workloads.CheckRequest"> & {
+  /**
+   * @generated from field: string workload_id = 1;
+   */
+  workloadId: string;
+
+  /**
+   * @generated from field: metropolis.node.core.network.workloads.NetNSAttachment netns = 2;
+   */
+  netns?: NetNSAttachment | undefined;
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.CheckRequest.
+ * Use `create(CheckRequestSchema)` to create a new message.
+ */
+export const CheckRequestSchema: GenMessage<CheckRequest> = /*@__PURE__*/
+  messageDesc(file_workload, 7);
+
+/**
+ * @generated from message metropolis.node.core.network.workloads.CheckResponse
+ */
+export type CheckResponse = Message<"metropolis.node.core.network.workloads.CheckResponse"> & {
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.CheckResponse.
+ * Use `create(CheckResponseSchema)` to create a new message.
+ */
+export const CheckResponseSchema: GenMessage<CheckResponse> = /*@__PURE__*/
+  messageDesc(file_workload, 8);
+
+/**
+ * @generated from message metropolis.node.core.network.workloads.Attachment
+ */
+export type Attachment = Message<"metropolis.node.core.network.workloads.Attachment"> & {
+  /**
+   * @generated from field: string workload_id = 1;
+   */
+  workloadId: string;
+
+  /**
+   * @generated from field: repeated bytes ip = 2;
+   */
+  ip: Uint8Array[];
+
+  /**
+   * @generated from field: string host_if_name = 3;
+   */
+  hostIfName: string;
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.Attachment.
+ * Use `create(AttachmentSchema)` to create a new message.
+ */
+export const AttachmentSchema: GenMessage<Attachment> = /*@__PURE__*/
+  messageDesc(file_workload, 9);
+
+/**
+ * @generated from message metropolis.node.core.network.workloads.ListRequest
+ */
+export type ListRequest = Message<"metropolis.node.core.network.workloads.ListRequest"> & {
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.ListRequest.
+ * Use `create(ListRequestSchema)` to create a new message.
+ */
+export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
+  messageDesc(file_workload, 10);
+
+/**
+ * @generated from message metropolis.node.core.network.workloads.ListResponse
+ */
+export type ListResponse = Message<"metropolis.node.core.network.workloads.ListResponse"> & {
+  /**
+   * @generated from field: repeated metropolis.node.core.network.workloads.Attachment attachments = 1;
+   */
+  attachments: Attachment[];
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.ListResponse.
+ * Use `create(ListResponseSchema)` to create a new message.
+ */
+export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
+  messageDesc(file_workload, 11);
+
+/**
+ * @generated from message metropolis.node.core.network.workloads.GCRequest
+ */
+export type GCRequest = Message<"metropolis.node.core.network.workloads.GCRequest"> & {
+  /**
+   * Workloads to keep; every other attachment is detached.
+   *
+   * @generated from field: repeated string keep_workload_ids = 1;
+   */
+  keepWorkloadIds: string[];
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.GCRequest.
+ * Use `create(GCRequestSchema)` to create a new message.
+ */
+export const GCRequestSchema: GenMessage<GCRequest> = /*@__PURE__*/
+  messageDesc(file_workload, 12);
+
+/**
+ * @generated from message metropolis.node.core.network.workloads.GCResponse
+ */
+export type GCResponse = Message<"metropolis.node.core.network.workloads.GCResponse"> & {
+  /**
+   * @generated from field: repeated string removed_workload_ids = 1;
+   */
+  removedWorkloadIds: string[];
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.GCResponse.
+ * Use `create(GCResponseSchema)` to create a new message.
+ */
+export const GCResponseSchema: GenMessage<GCResponse> = /*@__PURE__*/
+  messageDesc(file_workload, 13);
+
+/**
  * @generated from service metropolis.node.core.network.workloads.WorkloadNetworking
  */
 export const WorkloadNetworking: GenService<{
@@ -177,6 +327,37 @@ export const WorkloadNetworking: GenService<{
     methodKind: "unary";
     input: typeof StatusRequestSchema;
     output: typeof StatusResponseSchema;
+  },
+  /**
+   * Verifies that the workload's interface, addresses and routes exist as
+   * attached; FAILED_PRECONDITION says what is missing.
+   *
+   * @generated from rpc metropolis.node.core.network.workloads.WorkloadNetworking.Check
+   */
+  check: {
+    methodKind: "unary";
+    input: typeof CheckRequestSchema;
+    output: typeof CheckResponseSchema;
+  },
+  /**
+   * Lists current attachments.
+   *
+   * @generated from rpc metropolis.node.core.network.workloads.WorkloadNetworking.List
+   */
+  list: {
+    methodKind: "unary";
+    input: typeof ListRequestSchema;
+    output: typeof ListResponseSchema;
+  },
+  /**
+   * Detaches every attachment not listed (CNI GC).
+   *
+   * @generated from rpc metropolis.node.core.network.workloads.WorkloadNetworking.GC
+   */
+  gC: {
+    methodKind: "unary";
+    input: typeof GCRequestSchema;
+    output: typeof GCResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_workload, 0);

@@ -10,7 +10,7 @@ import { pino, type Logger } from "pino";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { ServiceError, StatusCode } from "../service/errors.js";
-import type { AttachInput, AttachOutput, DetachInput, WorkloadService } from "../service/types.js";
+import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, WorkloadService } from "../service/types.js";
 import { startGrpcServer, type GrpcServer } from "./grpc-server.js";
 import { connectClient, grpcJsClient, SERVICE_NAME } from "../../test/grpc-clients.js";
 
@@ -44,8 +44,22 @@ class FakeService implements WorkloadService {
   async attach(input: AttachInput, signal?: AbortSignal): Promise<AttachOutput> {
     this.calls.push({ method: "attach", input, ...(signal ? { signal } : {}) });
     await this.behave(input.workloadId);
-    if (input.workloadId === "bad-address") return { addresses: ["not-an-ip"] };
-    return { addresses: ["10.88.0.2", "fd00:88::2"] };
+    const details = { hostIfName: "wkfake", hostMac: "02:9c:52:fe:6d:0a", podMac: "02:00:00:00:00:01" };
+    if (input.workloadId === "bad-address") return { addresses: ["not-an-ip"], ...details };
+    return { addresses: ["10.88.0.2", "fd00:88::2"], ...details };
+  }
+
+  async check(input: DetachInput): Promise<void> {
+    this.calls.push({ method: "check", input });
+    await this.behave(input.workloadId);
+  }
+
+  async list(): Promise<AttachmentInfo[]> {
+    return [{ workloadId: "w1", addresses: ["10.88.0.2"], hostIfName: "wkw1" }];
+  }
+
+  async gc(keep: string[]): Promise<string[]> {
+    return ["w1", "w2"].filter((id) => !keep.includes(id));
   }
 
   async detach(input: DetachInput, signal?: AbortSignal): Promise<void> {

@@ -144,7 +144,7 @@ function registerRoutes(router: ConnectRouter, service: WorkloadService, log: Lo
           { workloadId: req.workloadId, netns: toNetns(req.netns) },
           ctx.signal,
         );
-        return { ip: out.addresses.map(ipToBytes) };
+        return { ip: out.addresses.map(ipToBytes), hostIfName: out.hostIfName, hostMac: out.hostMac, mac: out.podMac };
       }),
     detach: (req, ctx) =>
       handle("Detach", ctx, log, async () => {
@@ -156,6 +156,18 @@ function registerRoutes(router: ConnectRouter, service: WorkloadService, log: Lo
         await service.status();
         return {};
       }),
+    check: (req, ctx) =>
+      handle("Check", ctx, log, async () => {
+        await service.check({ workloadId: req.workloadId, netns: toNetns(req.netns) });
+        return {};
+      }),
+    list: (_req, ctx) =>
+      handle("List", ctx, log, async () => {
+        const all = await service.list();
+        return { attachments: all.map((a) => ({ workloadId: a.workloadId, ip: a.addresses.map(ipToBytes), hostIfName: a.hostIfName })) };
+      }),
+    gC: (req, ctx) =>
+      handle("GC", ctx, log, async () => ({ removedWorkloadIds: await service.gc(req.keepWorkloadIds) })),
   });
 }
 

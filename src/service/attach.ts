@@ -51,7 +51,7 @@ export async function attachWorkload(deps: AttachDeps, workloadId: string, netns
 
       await configurePod(ns, netns, addresses);
       await configureHost(deps, workloadId, hostLink, addresses, formatMac(podMac));
-      return { workloadId, hostIfName, hostIfIndex: hostLink.index, addresses };
+      return { workloadId, hostIfName, hostIfIndex: hostLink.index, addresses, podMac: formatMac(podMac) };
     } finally {
       ns.close();
     }

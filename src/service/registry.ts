@@ -7,6 +7,8 @@ export interface Attachment {
   hostIfName: string;
   hostIfIndex: number;
   addresses: string[];
+  /** MAC of the pod's interface; from the host's neighbour entries after a restart. */
+  podMac?: string;
 }
 
 export class AttachmentRegistry {

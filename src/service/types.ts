@@ -14,6 +14,17 @@ export interface AttachInput {
 export interface AttachOutput {
   /** The workload's addresses, at most one IPv4 and one IPv6, in text form. */
   addresses: string[];
+  /** Host side of the veth pair. */
+  hostIfName: string;
+  hostMac: string;
+  /** MAC of the interface inside the workload's namespace. */
+  podMac: string;
+}
+
+export interface AttachmentInfo {
+  workloadId: string;
+  addresses: string[];
+  hostIfName: string;
 }
 
 export interface DetachInput {
@@ -26,4 +37,9 @@ export interface WorkloadService {
   detach(input: DetachInput, signal?: AbortSignal): Promise<void>;
   /** Resolves when ready to attach; throws ServiceError(Unavailable) otherwise. */
   status(): Promise<void>;
+  /** Verifies the attachment exists as made; FailedPrecondition/NotFound say what is missing. */
+  check(input: DetachInput): Promise<void>;
+  list(): Promise<AttachmentInfo[]>;
+  /** Detaches every attachment not in `keep`; returns the ids removed. */
+  gc(keep: string[]): Promise<string[]>;
 }

@@ -10,7 +10,9 @@ import { detachWorkload } from "./detach.js";
 import { ServiceError, StatusCode } from "./errors.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import type { AttachmentRegistry } from "./registry.js";
-import type { AttachInput, AttachOutput, DetachInput, WorkloadService } from "./types.js";
+import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, WorkloadService } from "./types.js";
+import { checkAttachment } from "./check.js";
+import { HOST_VETH_MAC } from "./constants.js";
 import { preview, validateNetns, validateWorkloadId } from "./validate.js";
 
 export interface ServiceDeps {
@@ -43,7 +45,7 @@ export class WorkloadNetworkingService implements WorkloadService {
         return a;
       });
       this.logCall("attach", input.workloadId, started, { addresses: attachment.addresses, hostIf: attachment.hostIfName, netns: netns.netnsPath });
-      return { addresses: attachment.addresses };
+      return { addresses: attachment.addresses, hostIfName: attachment.hostIfName, hostMac: HOST_VETH_MAC, podMac: attachment.podMac ?? "" };
     } catch (err) {
       this.logCall("attach", input.workloadId, started, {}, err);
       throw err;
@@ -71,6 +73,32 @@ export class WorkloadNetworkingService implements WorkloadService {
     }
     const why = this.deps.prefixSource.lastError();
     if (why) this.deps.log.debug({ err: why }, "status: serving with last good prefixes");
+  }
+
+  async check(input: DetachInput): Promise<void> {
+    validateWorkloadId(input.workloadId);
+    const netns = validateNetns(input.netns);
+    await this.locks.run(input.workloadId, async () => {
+      const a = this.deps.registry.get(input.workloadId);
+      if (a === undefined) throw new ServiceError(StatusCode.NotFound, `workload ${input.workloadId} is not attached`);
+      await checkAttachment(this.deps, a, netns);
+    });
+  }
+
+  async list(): Promise<AttachmentInfo[]> {
+    return this.deps.registry.list().map((a) => ({ workloadId: a.workloadId, addresses: [...a.addresses], hostIfName: a.hostIfName }));
+  }
+
+  async gc(keep: string[]): Promise<string[]> {
+    const keepSet = new Set(keep);
+    const stale = this.deps.registry.list().filter((a) => !keepSet.has(a.workloadId));
+    // Detach runs concurrently across ids; each takes its own lock.
+    const results = await Promise.allSettled(stale.map((a) => this.detach({ workloadId: a.workloadId, netns: undefined }).then(() => a.workloadId)));
+    const removed = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failed = results.filter((r) => r.status === "rejected").length;
+    this.deps.log.info({ op: "gc", kept: keepSet.size, removed: removed.length, failed }, "gc done");
+    if (failed > 0) throw new ServiceError(StatusCode.Unavailable, `gc: ${failed} of ${stale.length} stale attachments could not be removed; retry`);
+    return removed;
   }
 
   /** What Status reports in detail: prefixes, counts, and the prefix source's last error. */
