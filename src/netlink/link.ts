@@ -9,6 +9,7 @@ import {
   IFLA_IFNAME,
   NLM_F_CREATE,
   NLM_F_DUMP,
+  NLM_F_ECHO,
   NLM_F_EXCL,
   RTEXT_FILTER_SKIP_STATS,
   RTM_DELLINK,
@@ -34,7 +35,8 @@ export interface VethSpec extends LinkSettings {
 export function createVethRequest(spec: VethSpec, peerWhere = "same namespace"): Request {
   return {
     type: RTM_NEWLINK,
-    flags: NLM_F_CREATE | NLM_F_EXCL,
+    // ECHO: the kernel answers with the new link (index, peer index), saving a lookup.
+    flags: NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
     parts: [
       encodeIfInfo(spec.up ? { flags: IFF_UP, change: IFF_UP } : {}),
       ...encodeLinkSettings({ ...spec, alias: undefined }),
@@ -44,8 +46,18 @@ export function createVethRequest(spec: VethSpec, peerWhere = "same namespace"):
   };
 }
 
-export async function createVeth(h: Handle, spec: VethSpec, peerWhere?: string): Promise<void> {
-  await h.request(createVethRequest(spec, peerWhere));
+/**
+ * Creates the pair and returns the host end as the kernel describes it; its
+ * parentIndex is the peer's ifindex in the peer's namespace.
+ */
+export async function createVeth(h: Handle, spec: VethSpec, peerWhere?: string): Promise<Link> {
+  const replies = await h.request(createVethRequest(spec, peerWhere));
+  const echoed = replies.find((m) => m.type === RTM_NEWLINK);
+  if (echoed) return decodeLink(echoed.payload);
+  // Kernels before 6.1 do not echo new links: look it up instead.
+  const link = await getLinkByName(h, spec.name);
+  if (link === undefined) throw new Error(`veth ${spec.name} vanished right after creation`);
+  return link;
 }
 
 /** `ip link set dev INDEX up|down`. */

@@ -1,7 +1,14 @@
 // Attach, as a short sequence of named steps. Each step that changes state
 // pushes its undo; any failure runs the undos in reverse, so a failed attach
 // leaves no interface, route, address or allocation behind.
+//
+// Kernel round trips on the hot path: create the pair (the kernel echoes the
+// new link, which names the peer's ifindex too), then configure the pod side
+// and the host side at the same time, each as one batch.
 import { randomBytes } from "node:crypto";
+import { isIPv4 } from "node:net";
+import type { Ipam } from "../ipam/allocator.js";
+import { IpamExhaustedError, IpamNotReadyError } from "../ipam/errors.js";
 import { addAddressRequest } from "../netlink/addr.js";
 import { AF_INET, AF_INET6, IFA_F_NODAD, RT_SCOPE_LINK } from "../netlink/codec/constants.js";
 import { formatMac, parseMac } from "../netlink/codec/mac.js";
@@ -11,10 +18,7 @@ import { createVeth, deleteLink, getLinkByName, setLinkByNameRequest, setLinkUpR
 import { addPermanentNeighbourRequest } from "../netlink/neigh.js";
 import { addRouteRequest } from "../netlink/route.js";
 import type { Outcome, Request } from "../netlink/socket.js";
-import { isIPv4 } from "node:net";
 import { NamespaceError, NetnsFd } from "../netns/namespace.js";
-import type { Ipam } from "../ipam/allocator.js";
-import { IpamExhaustedError, IpamNotReadyError } from "../ipam/errors.js";
 import { ALIAS_PREFIX, FIRST_HOP_V4, FIRST_HOP_V6, HOST_VETH_MAC } from "./constants.js";
 import { ServiceError, StatusCode } from "./errors.js";
 import { hostNameCandidates } from "./host-names.js";
@@ -42,16 +46,20 @@ export async function attachWorkload(deps: AttachDeps, workloadId: string, netns
 
     const ns = NetnsFd.open(netns.netnsPath);
     try {
-      const hostIfName = await reserveHostName(deps, workloadId);
-      undos.push(() => deps.registry.releaseName(hostIfName));
-
       const podMac = randomPodMac();
-      const hostLink = await createPair(deps, hostIfName, netns, ns, podMac);
-      undos.push(() => deleteLink(deps.host, hostLink.index, hostIfName).catch(ignoreGone));
+      const hostLink = await createPair(deps, workloadId, netns, ns, podMac);
+      undos.push(() => deps.registry.releaseName(hostLink.name));
+      undos.push(() => deleteLink(deps.host, hostLink.index, hostLink.name).catch(ignoreGone));
 
-      await configurePod(ns, netns, addresses);
-      await configureHost(deps, workloadId, hostLink, addresses, formatMac(podMac));
-      return { workloadId, hostIfName, hostIfIndex: hostLink.index, addresses, podMac: formatMac(podMac) };
+      const peerIndex = hostLink.parentIndex;
+      if (peerIndex === undefined) throw new Error(`the kernel did not report the peer of ${hostLink.name}`);
+      const [pod, host] = await Promise.allSettled([
+        configurePod(ns, netns, peerIndex, addresses),
+        configureHost(deps, workloadId, hostLink, addresses, formatMac(podMac)),
+      ]);
+      if (pod.status === "rejected") throw pod.reason;
+      if (host.status === "rejected") throw host.reason;
+      return { workloadId, hostIfName: hostLink.name, hostIfIndex: hostLink.index, addresses, podMac: formatMac(podMac) };
     } finally {
       ns.close();
     }
@@ -72,18 +80,6 @@ function allocateAddresses(deps: AttachDeps, workloadId: string): string[] {
   return [a.v4, a.v6].filter((x): x is string => x !== undefined);
 }
 
-/** The first candidate name that is neither ours already nor an interface someone else made. */
-async function reserveHostName(deps: AttachDeps, workloadId: string): Promise<string> {
-  for (const name of hostNameCandidates(workloadId)) {
-    if (deps.registry.nameTaken(name)) continue;
-    deps.registry.reserveName(name);
-    if ((await getLinkByName(deps.host, name)) === undefined) return name;
-    // A pre-existing interface that is not ours: never touch it, try the next name.
-    deps.registry.releaseName(name);
-  }
-  throw new ServiceError(StatusCode.ResourceExhausted, `no free host interface name for workload ${workloadId}`);
-}
-
 /** Locally administered, unicast, random: each pod interface gets its own. */
 function randomPodMac(): Buffer {
   const mac = randomBytes(6);
@@ -91,45 +87,51 @@ function randomPodMac(): Buffer {
   return mac;
 }
 
-/** The veth pair: host end up, in our group, with our MAC; the peer created directly in the pod's namespace. */
-async function createPair(deps: AttachDeps, hostIfName: string, netns: NetnsAttachment, ns: NetnsFd, podMac: Buffer): Promise<Link> {
-  await createVeth(
-    deps.host,
-    {
-      name: hostIfName,
-      up: true,
-      mtu: deps.mtu,
-      group: deps.linkGroup,
-      mac: hostMac,
-      peer: { name: netns.ifName, netnsFd: ns.fd, mtu: deps.mtu, mac: podMac },
-    },
-    netns.netnsPath,
-  );
-  const link = await getLinkByName(deps.host, hostIfName);
-  if (link === undefined) throw new Error(`host interface ${hostIfName} vanished right after creation`);
-  return link;
+/**
+ * The veth pair: host end up, in our group, with our MAC; the peer created
+ * directly in the pod's namespace. The host name is the first candidate not
+ * ours already; if the kernel has an interface by that name that is not ours,
+ * it is left alone and the next candidate is tried.
+ */
+async function createPair(deps: AttachDeps, workloadId: string, netns: NetnsAttachment, ns: NetnsFd, podMac: Buffer): Promise<Link> {
+  for (const name of hostNameCandidates(workloadId)) {
+    if (deps.registry.nameTaken(name)) continue;
+    deps.registry.reserveName(name);
+    try {
+      return await createVeth(
+        deps.host,
+        { name, up: true, mtu: deps.mtu, group: deps.linkGroup, mac: hostMac, peer: { name: netns.ifName, netnsFd: ns.fd, mtu: deps.mtu, mac: podMac } },
+        netns.netnsPath,
+      );
+    } catch (err) {
+      deps.registry.releaseName(name);
+      if (!(err instanceof NetlinkError && err.code === "EEXIST")) throw err;
+      // Which end clashed? A host interface by this name means: try the next name.
+      if ((await getLinkByName(deps.host, name)) !== undefined) continue;
+      throw new ServiceError(StatusCode.FailedPrecondition, `${err.message}: ${netns.netnsPath} already has an interface named ${netns.ifName}`, { cause: err });
+    }
+  }
+  throw new ServiceError(StatusCode.ResourceExhausted, `no free host interface name for workload ${workloadId}`);
 }
 
 /** Inside the pod: lo and the peer up, the addresses, on-link routes to the first hops, default routes, first-hop neighbours. */
-async function configurePod(ns: NetnsFd, netns: NetnsAttachment, addresses: string[]): Promise<void> {
+async function configurePod(ns: NetnsFd, netns: NetnsAttachment, peerIndex: number, addresses: string[]): Promise<void> {
   const pod = Handle.inNamespace(ns.fd, ns.path);
   try {
-    const peer = await getLinkByName(pod, netns.ifName);
-    if (peer === undefined) throw new Error(`interface ${netns.ifName} not found in ${ns.path} right after creation`);
     const where = ns.path;
-    const reqs: Request[] = [setLinkUpRequest(LOOPBACK_INDEX, true, "lo"), setLinkUpRequest(peer.index, true, netns.ifName)];
+    const reqs: Request[] = [setLinkUpRequest(LOOPBACK_INDEX, true, "lo"), setLinkUpRequest(peerIndex, true, netns.ifName)];
     for (const address of addresses) {
       const v4 = isIPv4(address);
       const family = v4 ? AF_INET : AF_INET6;
       const firstHop = v4 ? FIRST_HOP_V4 : FIRST_HOP_V6;
       const hostLen = v4 ? 32 : 128;
       // NODAD: the address is usable (and a valid route source) at once.
-      reqs.push(addAddressRequest({ index: peer.index, address, prefixLen: hostLen, flags: IFA_F_NODAD }, where));
+      reqs.push(addAddressRequest({ index: peerIndex, address, prefixLen: hostLen, flags: IFA_F_NODAD }, where));
       // A dedicated on-link route rather than RTNH_F_ONLINK, which some sandboxes (gVisor) lack.
-      reqs.push(addRouteRequest({ family, dst: firstHop, dstLen: hostLen, oif: peer.index, scope: RT_SCOPE_LINK }, where));
-      reqs.push(addRouteRequest({ family, dstLen: 0, gateway: firstHop, oif: peer.index, src: address }, where));
+      reqs.push(addRouteRequest({ family, dst: firstHop, dstLen: hostLen, oif: peerIndex, scope: RT_SCOPE_LINK }, where));
+      reqs.push(addRouteRequest({ family, dstLen: 0, gateway: firstHop, oif: peerIndex, src: address }, where));
       // A permanent entry: no ARP/ND before the first packet, no wait on the host veth's DAD.
-      reqs.push(addPermanentNeighbourRequest({ index: peer.index, address: firstHop, mac: HOST_VETH_MAC }, where));
+      reqs.push(addPermanentNeighbourRequest({ index: peerIndex, address: firstHop, mac: HOST_VETH_MAC }, where));
     }
     throwFirstFailure(await pod.batch(reqs));
   } finally {
@@ -144,14 +146,15 @@ async function configurePod(ns: NetnsFd, netns: NetnsAttachment, addresses: stri
  * pod address, and the IPv6 first hop.
  */
 async function configureHost(deps: AttachDeps, workloadId: string, hostLink: Link, addresses: string[], podMac: string): Promise<void> {
+  const where = `host (${hostLink.name})`;
   const reqs: Request[] = [setLinkByNameRequest(hostLink.name, { alias: ALIAS_PREFIX + workloadId })];
   for (const address of addresses) {
     const v4 = isIPv4(address);
-    reqs.push(addRouteRequest({ family: v4 ? AF_INET : AF_INET6, dst: address, dstLen: v4 ? 32 : 128, oif: hostLink.index }, `host (${hostLink.name})`));
-    reqs.push(addPermanentNeighbourRequest({ index: hostLink.index, address, mac: podMac }, `host (${hostLink.name})`));
+    reqs.push(addRouteRequest({ family: v4 ? AF_INET : AF_INET6, dst: address, dstLen: v4 ? 32 : 128, oif: hostLink.index }, where));
+    reqs.push(addPermanentNeighbourRequest({ index: hostLink.index, address, mac: podMac }, where));
     if (!v4) {
-      // The host itself answers as fe80::1 on this link, so pods can reach it over IPv6.
-      reqs.push(addAddressRequest({ index: hostLink.index, address: FIRST_HOP_V6, prefixLen: 128, scope: RT_SCOPE_LINK, flags: IFA_F_NODAD }, `host (${hostLink.name})`));
+      // The host itself answers as fe80::1 on this link, so pods reach it over IPv6.
+      reqs.push(addAddressRequest({ index: hostLink.index, address: FIRST_HOP_V6, prefixLen: 128, scope: RT_SCOPE_LINK, flags: IFA_F_NODAD }, where));
     }
   }
   throwFirstFailure(await deps.host.batch(reqs));
@@ -175,12 +178,6 @@ function toServiceError(err: unknown): ServiceError {
     const code = err.code === "ENOENT" ? StatusCode.NotFound : err.code === "EACCES" ? StatusCode.PermissionDenied : StatusCode.InvalidArgument;
     return new ServiceError(code, err.message, { cause: err });
   }
-  if (err instanceof NetlinkError) {
-    // The pod already has an interface by that name: the caller's mistake, not ours.
-    if (err.code === "EEXIST" && err.message.startsWith("create veth")) {
-      return new ServiceError(StatusCode.FailedPrecondition, `${err.message}: the namespace already has an interface with that name`, { cause: err });
-    }
-    return new ServiceError(StatusCode.Internal, err.message, { cause: err });
-  }
-  return new ServiceError(StatusCode.Internal, (err as Error)?.message ?? String(err), { cause: err });
+  const message = (err as Error)?.message ?? String(err);
+  return new ServiceError(StatusCode.Internal, message, { cause: err });
 }
