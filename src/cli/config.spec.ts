@@ -51,6 +51,7 @@ describe("defaults and flags", () => {
       mtu: 1500,
       linkGroup: 8,
       logLevel: "info",
+      detachMode: "sync",
       socketGroup: undefined,
       configFile: undefined,
     });
@@ -65,6 +66,7 @@ describe("defaults and flags", () => {
       "--mtu", "1400",
       "--link-group=42",
       "--log-level", "debug",
+      "--detach-mode=deferred",
       "--socket-group", "containerd",
     ]);
     assert.deepEqual(config, {
@@ -75,6 +77,7 @@ describe("defaults and flags", () => {
       mtu: 1400,
       linkGroup: 42,
       logLevel: "debug",
+      detachMode: "deferred",
       socketGroup: 1234,
       configFile: undefined,
     });
@@ -110,6 +113,7 @@ describe("bad values give one-line ConfigErrors naming the flag and value", () =
   });
 
   test("log level", () => {
+    fails(["--detach-mode", "lazy"], 'invalid --detach-mode "lazy": must be one of sync, deferred');
     fails(["--log-level", "verbose"], 'invalid --log-level "verbose": must be one of trace, debug, info, warn, error, fatal');
     fails(["--log-level", "INFO"], /^invalid --log-level "INFO": /);
     for (const level of ["trace", "debug", "info", "warn", "error", "fatal"]) {
@@ -205,6 +209,7 @@ describe("config file", () => {
         mtu: 1400,
         "link-group": "9",
         "log-level": "warn",
+        "detach-mode": "sync",
         "socket-group": 1234,
       }),
     );
@@ -216,6 +221,7 @@ describe("config file", () => {
       mtu: 1400,
       linkGroup: 9,
       logLevel: "warn",
+      detachMode: "sync",
       socketGroup: 1234,
       configFile: "/etc/wl.json",
     });

@@ -30,6 +30,8 @@ export interface DaemonConfig {
   /** Link group that marks the daemon's host-side interfaces. */
   linkGroup: number;
   logLevel: LogLevel;
+  /** "sync": Detach returns once the veth is deleted; "deferred": see DETACH_MODES. */
+  detachMode: DetachMode;
   /** Group (resolved to a gid) that gets read/write access to the socket. */
   socketGroup: number | undefined;
   /** The config file that was read, if any. */
@@ -40,6 +42,15 @@ export const DEFAULT_SOCKET_PATH = "/run/workloadnet/workloadnet.sock";
 export const DEFAULT_MTU = 1500;
 export const DEFAULT_LINK_GROUP = 8;
 export const DEFAULT_LOG_LEVEL: LogLevel = "info";
+/**
+ * sync: Detach answers after the kernel deleted the veth (~20 ms each).
+ * deferred: Detach takes the link down and out of service, answers at once,
+ * and the kernel deletes such links in bulk right after; the name and the
+ * addresses are freed only when the deletion is done.
+ */
+export const DETACH_MODES = ["sync", "deferred"] as const;
+export type DetachMode = (typeof DETACH_MODES)[number];
+export const DEFAULT_DETACH_MODE: DetachMode = "sync";
 export const ENV_PREFIX = "WORKLOADNETD_";
 
 /** Bad configuration; the message is one line naming the setting and value. */
@@ -138,6 +149,13 @@ const SETTINGS = [
     parse: (raw) => logLevel(raw),
   }),
   setting({
+    key: "detach-mode",
+    field: "detachMode",
+    argName: "mode",
+    description: `${DETACH_MODES.join("|")}: deferred answers Detach before the kernel's slow veth delete, done in bulk (default: ${DEFAULT_DETACH_MODE})`,
+    parse: (raw) => oneOf(raw, DETACH_MODES),
+  }),
+  setting({
     key: "socket-group",
     field: "socketGroup",
     argName: "name-or-gid",
@@ -185,6 +203,12 @@ function integer(raw: Raw, min: number, max: number): number {
   else throw new Invalid(reason);
   if (!Number.isSafeInteger(n) || n < min || n > max) throw new Invalid(reason);
   return n;
+}
+
+function oneOf<T extends string>(raw: Raw, allowed: readonly T[]): T {
+  const found = allowed.find((a) => a === raw);
+  if (found === undefined) throw new Invalid(`must be one of ${allowed.join(", ")}`);
+  return found;
 }
 
 function logLevel(raw: Raw): LogLevel {
@@ -403,6 +427,7 @@ export function parseConfig(
     mtu: DEFAULT_MTU,
     linkGroup: DEFAULT_LINK_GROUP,
     logLevel: DEFAULT_LOG_LEVEL,
+    detachMode: DEFAULT_DETACH_MODE,
     socketGroup: undefined,
     configFile,
   };

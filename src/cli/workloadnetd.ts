@@ -48,6 +48,7 @@ async function main(): Promise<void> {
     prefixes,
     mtu: config.mtu,
     linkGroup: config.linkGroup,
+    detachMode: config.detachMode,
     log,
     ...(config.prefixFile !== undefined ? { prefixFile: config.prefixFile } : {}),
     ...(config.socketGroup !== undefined ? { socketGroup: config.socketGroup } : {}),

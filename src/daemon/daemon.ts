@@ -7,6 +7,8 @@ import { formatPrefixes, type Prefixes } from "../ipam/prefix.js";
 import type { PrefixSource } from "../ipam/prefix-source.js";
 import { StaticPrefixSource } from "../ipam/static-source.js";
 import { Handle } from "../netlink/handle.js";
+import { deleteLinksInGroup } from "../netlink/link.js";
+import { LinkReaper, retiringGroup } from "../service/reaper.js";
 import { startGrpcServer } from "../server/grpc-server.js";
 import { setupNode } from "../service/node-setup.js";
 import { recoverFromKernel } from "../service/recover.js";
@@ -20,6 +22,8 @@ export interface DaemonOptions {
   prefixFile?: string;
   mtu: number;
   linkGroup: number;
+  /** See DETACH_MODES in cli/config.ts. Default "sync". */
+  detachMode?: "sync" | "deferred";
   socketGroup?: number;
   log: Logger;
 }
@@ -39,6 +43,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const cleanups: (() => Promise<void> | void)[] = [() => host.close()];
   try {
     await setupNode(host, log);
+    // Links retired by a deferred Detach before a crash or stop: delete them now.
+    await deleteLinksInGroup(host, retiringGroup(opts.linkGroup)).catch(() => undefined);
+    const reaper = new LinkReaper(host, retiringGroup(opts.linkGroup), log);
+    cleanups.push(() => reaper.flush());
 
     const ipam = new Ipam();
     const registry = new AttachmentRegistry();
@@ -56,7 +64,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     prefixSource.onChange(apply);
     prefixSource.onError((message) => log.error({ err: message }, "prefix source error; keeping the last good prefixes"));
 
-    const service = new WorkloadNetworkingService({ host, ipam, registry, prefixSource, mtu: opts.mtu, linkGroup: opts.linkGroup, log });
+    const service = new WorkloadNetworkingService({
+      host,
+      ipam,
+      registry,
+      prefixSource,
+      mtu: opts.mtu,
+      linkGroup: opts.linkGroup,
+      log,
+      reaper,
+      deferred: opts.detachMode === "deferred",
+    });
     const server = await startGrpcServer({
       socketPath: opts.socketPath,
       service,

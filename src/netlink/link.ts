@@ -74,6 +74,17 @@ export async function setLinkUp(h: Handle, index: number, up = true): Promise<vo
   await h.request(setLinkUpRequest(index, up));
 }
 
+/** `ip link set dev INDEX [up|down] group G mtu N ...` — by index. */
+export function setLinkByIndexRequest(index: number, settings: Omit<LinkSettings, "name">, up?: boolean, label = `index ${index}`): Request {
+  const flags = up === undefined ? {} : { flags: up ? IFF_UP : 0, change: IFF_UP };
+  return {
+    type: RTM_NEWLINK,
+    flags: 0,
+    parts: [encodeIfInfo({ index, ...flags }), ...encodeLinkSettings(settings)],
+    context: `set link ${label}${up === undefined ? "" : up ? " up" : " down"} ${Object.keys(settings).join(",")}`.trimEnd(),
+  };
+}
+
 /** `ip link set dev NAME alias A mtu N group G address MAC` — any subset, by name. */
 export function setLinkByNameRequest(name: string, settings: Omit<LinkSettings, "name">): Request {
   return {

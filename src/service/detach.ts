@@ -5,9 +5,10 @@
 import type { Ipam } from "../ipam/allocator.js";
 import { NetlinkError } from "../netlink/errors.js";
 import type { Handle } from "../netlink/handle.js";
-import { deleteLink, getLinkByName, type Link } from "../netlink/link.js";
+import { getLinkByName, setLinkByIndexRequest, type Link } from "../netlink/link.js";
 import { ALIAS_PREFIX } from "./constants.js";
 import { ServiceError, StatusCode } from "./errors.js";
+import type { LinkReaper } from "./reaper.js";
 import type { AttachmentRegistry } from "./registry.js";
 
 export interface DetachDeps {
@@ -15,6 +16,9 @@ export interface DetachDeps {
   ipam: Ipam;
   registry: AttachmentRegistry;
   linkGroup: number;
+  reaper: LinkReaper;
+  /** Answer before the kernel has deleted the link (it is already down and out of service). */
+  deferred: boolean;
 }
 
 /** Ours means our group AND the alias naming exactly this workload. */
@@ -37,16 +41,41 @@ export async function detachWorkload(deps: DetachDeps, workloadId: string): Prom
       `detach ${workloadId}: refusing to delete ${link.name}: it is not this workload's (group ${link.group ?? 0}, alias ${JSON.stringify(link.alias ?? "")}); the workload's own interface is already gone and its addresses were freed`,
     );
   }
-  if (link !== undefined) {
-    try {
-      await deleteLink(deps.host, link.index, link.name);
-    } catch (err) {
-      if (!(err instanceof NetlinkError && err.code === "ENODEV")) {
-        throw new ServiceError(StatusCode.Unavailable, `detach ${workloadId}: ${(err as Error).message}`, { cause: err });
-      }
-    }
+  if (link === undefined) {
+    forget(deps, workloadId);
+    return;
   }
-  forget(deps, workloadId);
+  const { deleted } = await retire(deps, workloadId, link);
+  if (!deps.deferred) await deleted;
+}
+
+/**
+ * Takes the link down and into the retiring group (traffic stops now), forgets
+ * the workload, and hands the link to the reaper. Until the kernel has deleted
+ * it, a placeholder owner holds the addresses and the name stays taken.
+ * Resolves once retired, with a promise of the deletion (wrapped, so that
+ * awaiting the retirement does not also await the deletion).
+ */
+async function retire(deps: DetachDeps, workloadId: string, link: Link): Promise<{ deleted: Promise<void> }> {
+  try {
+    await deps.host.request(setLinkByIndexRequest(link.index, { group: deps.reaper.group }, false, link.name));
+  } catch (err) {
+    if (err instanceof NetlinkError && err.code === "ENODEV") {
+      forget(deps, workloadId); // already gone: nothing left to wait for
+      return { deleted: Promise.resolve() };
+    }
+    throw new ServiceError(StatusCode.Unavailable, `detach ${workloadId}: ${(err as Error).message}`, { cause: err });
+  }
+  const placeholder = `\u0000retiring:${link.index}`;
+  const held = deps.ipam.release(workloadId);
+  for (const address of [held?.v4, held?.v6]) if (address !== undefined) deps.ipam.markUsed(placeholder, address);
+  deps.registry.remove(workloadId);
+  deps.registry.reserveName(link.name);
+  const deleted = deps.reaper.enqueue(() => {
+    deps.ipam.release(placeholder);
+    deps.registry.releaseName(link.name);
+  });
+  return { deleted };
 }
 
 function forget(deps: DetachDeps, workloadId: string): void {

@@ -9,6 +9,7 @@ import { attachWorkload } from "./attach.js";
 import { detachWorkload } from "./detach.js";
 import { ServiceError, StatusCode } from "./errors.js";
 import { KeyedMutex } from "./keyed-mutex.js";
+import type { LinkReaper } from "./reaper.js";
 import type { AttachmentRegistry } from "./registry.js";
 import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, WorkloadService } from "./types.js";
 import { checkAttachment } from "./check.js";
@@ -23,6 +24,9 @@ export interface ServiceDeps {
   mtu: number;
   linkGroup: number;
   log: Logger;
+  reaper: LinkReaper;
+  /** Detach answers before the kernel has deleted the link (see reaper.ts). */
+  deferred: boolean;
 }
 
 export class WorkloadNetworkingService implements WorkloadService {
