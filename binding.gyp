@@ -5,6 +5,13 @@
       "sources": ["native/netlink_socket.c"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"],
       "defines": ["NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "workloadnet-cni",
+      "type": "executable",
+      "sources": ["native/cni/workloadnet-cni.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"],
+      "ldflags": ["-static"]
     }
   ]
 }

@@ -2,7 +2,8 @@
 // inside a given network namespace, and run one request/response exchange on
 // a worker thread. Everything protocol-specific (message layout, attributes,
 // error payloads) lives in TypeScript; this file only needs nlmsghdr.type to
-// know when the kernel has finished answering.
+// know when the kernel has finished answering. Besides, for the server's access
+// check: the credentials of a unix socket's peer (SO_PEERCRED, SO_PEERGROUPS).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/netlink.h>
@@ -161,6 +162,85 @@ static napi_value ns_type(napi_env env, napi_callback_info info) {
   }
   napi_value result;
   CHECK_NAPI(env, napi_create_int32(env, type, &result));
+  return result;
+}
+
+// ---- credentials of a unix socket's peer -----------------------------------
+
+static napi_value fd_arg(napi_env env, napi_callback_info info, const char *usage, int32_t *fd) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      get_int32_arg(env, argv[0], fd) < 0 || *fd < 0) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  return argv[0];
+}
+
+// peerCred(fd): {pid, uid, gid} of the process that connected the unix socket
+// fd, as the kernel recorded them at connect() (SO_PEERCRED).
+static napi_value peer_cred(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (fd_arg(env, info, "peerCred(fd): fd must be a non-negative number", &fd) == NULL) return NULL;
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    napi_throw(env, errno_error(env, errno, "getsockopt(SO_PEERCRED)"));
+    return NULL;
+  }
+  napi_value result, pid, uid, gid;
+  CHECK_NAPI(env, napi_create_object(env, &result));
+  CHECK_NAPI(env, napi_create_int32(env, cred.pid, &pid));
+  CHECK_NAPI(env, napi_create_uint32(env, cred.uid, &uid));
+  CHECK_NAPI(env, napi_create_uint32(env, cred.gid, &gid));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "pid", pid));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "uid", uid));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "gid", gid));
+  return result;
+}
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+
+// peerGroups(fd): number[], the supplementary groups of the peer at connect()
+// (SO_PEERGROUPS, Linux 4.13+). Throws ENOPROTOOPT where the kernel lacks it.
+static napi_value peer_groups(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (fd_arg(env, info, "peerGroups(fd): fd must be a non-negative number", &fd) == NULL) return NULL;
+  gid_t small[64];
+  gid_t *groups = small;
+  socklen_t len = sizeof small;
+  int rc = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+  if (rc < 0 && errno == ERANGE) {
+    // len now holds the size needed (at most NGROUPS_MAX = 65536 entries).
+    groups = malloc(len);
+    if (groups == NULL) {
+      napi_throw(env, errno_error(env, ENOMEM, "malloc"));
+      return NULL;
+    }
+    rc = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+  }
+  if (rc < 0) {
+    int err = errno;
+    if (groups != small) free(groups);
+    napi_throw(env, errno_error(env, err, "getsockopt(SO_PEERGROUPS)"));
+    return NULL;
+  }
+  size_t count = len / sizeof(gid_t);
+  napi_value result = NULL;
+  napi_status st = napi_create_array_with_length(env, count, &result);
+  for (size_t i = 0; st == napi_ok && i < count; i++) {
+    napi_value gid;
+    st = napi_create_uint32(env, groups[i], &gid);
+    if (st == napi_ok) st = napi_set_element(env, result, (uint32_t)i, gid);
+  }
+  if (groups != small) free(groups);
+  if (st != napi_ok) {
+    napi_throw_error(env, NULL, "peerGroups: cannot build the result");
+    return NULL;
+  }
   return result;
 }
 
@@ -345,6 +425,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"openSocket", NULL, open_socket, NULL, NULL, NULL, napi_default, NULL},
       {"nsType", NULL, ns_type, NULL, NULL, NULL, napi_default, NULL},
       {"exchange", NULL, exchange, NULL, NULL, NULL, napi_default, NULL},
+      {"peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_default, NULL},
+      {"peerGroups", NULL, peer_groups, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK_NAPI(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -1,6 +1,7 @@
 // The composition root: builds the parts, restores state from the kernel,
 // then serves. Nothing here knows about flags or files (see cli/).
 import type { Logger } from "pino";
+import { createCniEndpoint, defaultCniStateFile } from "../cni/endpoint.js";
 import { Ipam } from "../ipam/allocator.js";
 import { FilePrefixSource } from "../ipam/file-source.js";
 import { formatPrefixes, type Prefixes } from "../ipam/prefix.js";
@@ -25,6 +26,8 @@ export interface DaemonOptions {
   /** See DETACH_MODES in cli/config.ts. Default "sync". */
   detachMode?: "sync" | "deferred";
   socketGroup?: number;
+  /** Records of the CNI plugin's attachments (for GC and DEL); default: beside the socket. */
+  cniStateFile?: string;
   log: Logger;
 }
 
@@ -75,7 +78,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       reaper,
       deferred: opts.detachMode === "deferred",
     });
+    const cni = await createCniEndpoint({ service, log, stateFile: opts.cniStateFile ?? defaultCniStateFile(opts.socketPath) });
     const server = await startGrpcServer({
+      sideProtocol: cni,
       socketPath: opts.socketPath,
       service,
       logger: log,

@@ -1,4 +1,5 @@
-// The one place that loads the native addon (native/netlink_socket.c).
+// The one place that loads the native addon (native/netlink_socket.c):
+// rtnetlink sockets, namespace checks, and a unix socket peer's credentials.
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -14,6 +15,20 @@ export interface NativeNetlink {
    * have arrived. Runs on a worker thread. At most one exchange per fd at a time.
    */
   exchange(fd: number, request: Buffer, terminals: number): Promise<Buffer>;
+  /** Credentials of the process that connected the unix socket fd, fixed at connect() (SO_PEERCRED). */
+  peerCred(fd: number): PeerCred;
+  /**
+   * Supplementary groups of that process at connect() (SO_PEERGROUPS, Linux
+   * 4.13+); throws with code ENOPROTOOPT where the kernel lacks it.
+   */
+  peerGroups(fd: number): number[];
+}
+
+/** What SO_PEERCRED reports about a unix socket's peer. */
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
 }
 
 /** Node's system-error shape, as the addon reports failures. */

@@ -1,6 +1,6 @@
 // Opening a network namespace by path, checked on the opened descriptor so the
 // path cannot be swapped between the check and its use.
-import { closeSync, constants, openSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
 import { CLONE_NEWNET, native } from "../netlink/native.js";
 
 export class NamespaceError extends Error {
@@ -37,6 +37,13 @@ export class NetnsFd {
       throw new NamespaceError(`${path} is a namespace, but not a network namespace`, "ENOTNS");
     }
     return new NetnsFd(fd, path);
+  }
+
+  /** True when this is the daemon's own network namespace (the host's), which no workload may be attached into. */
+  isOwnNamespace(): boolean {
+    const mine = statSync("/proc/self/ns/net");
+    const it = fstatSync(this.fd);
+    return it.ino === mine.ino && it.dev === mine.dev;
   }
 
   close(): void {

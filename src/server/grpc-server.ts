@@ -21,12 +21,14 @@ import { WorkloadNetworking, type NetNSAttachment } from "../gen/workload_pb.js"
 import { ServiceError } from "../service/errors.js";
 import type { NetnsAttachment, WorkloadService } from "../service/types.js";
 import { fixGrpcStatusOf } from "./grpc-trailers.js";
+import { PeerAuthorizer, secureSocketDirectory, type AccessDecision } from "./peer-auth.js";
+import { createSniffingServer } from "./protocol-sniff.js";
 import { ipToBytes } from "./ip-bytes.js";
 
 /**
  * The socket of the calling peer, available to handlers as
- * `ctx.values.get(peerSocketKey)`. Kept so that the peer's credentials
- * (SO_PEERCRED) can be checked later; nothing reads it yet.
+ * `ctx.values.get(peerSocketKey)`. The peer's credentials (SO_PEERCRED) are
+ * checked before any handler runs (see peer-auth.ts).
  */
 export const peerSocketKey = createContextKey<Socket | undefined>(undefined, {
   description: "socket of the calling peer",
@@ -37,10 +39,16 @@ export interface GrpcServerOptions {
   socketPath: string;
   service: WorkloadService;
   logger: Logger;
-  /** When given, the socket's group is set to this gid (mode stays 0660). */
+  /** When given, the socket's group is set to this gid (mode stays 0660), and its members may call. */
   socketGroup?: number;
   /** How long close() lets in-flight calls run before cutting connections. Default 10 s. */
   shutdownTimeoutMs?: number;
+  /**
+   * A second protocol on the same socket (the CNI forwarder's): connections
+   * that start with `magic` go to onConnection, with the peer's access
+   * decision; all others are gRPC. See protocol-sniff.ts.
+   */
+  sideProtocol?: { magic: Buffer; onConnection: (socket: Socket, access: AccessDecision) => void };
 }
 
 export interface GrpcServer {
@@ -63,7 +71,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const log = logger.child({ component: "grpc-server" });
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
 
-  await prepareSocketPath(socketPath);
+  await prepareSocketPath(socketPath, options.socketGroup, log);
+  const auth = new PeerAuthorizer({ log, ...(options.socketGroup !== undefined ? { socketGroup: options.socketGroup } : {}) });
 
   const handler = connectNodeAdapter({
     grpc: true,
@@ -75,6 +84,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   });
 
   const server = http2.createServer({}, (req, res) => {
+    if (!auth.admit(req, res)) return;
     fixGrpcStatusOf(res);
     handler(req, res);
   });
@@ -86,7 +96,26 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   // A broken client connection must never take the daemon down.
   server.on("sessionError", (err) => log.debug({ err }, "client session error"));
 
-  await listen(server, socketPath);
+  // With a side protocol the listening socket is shared: each connection is
+  // sniffed, then handed to the HTTP/2 server or to the side protocol.
+  const side = options.sideProtocol;
+  const sideSockets = new Set<Socket>();
+  const toHttp2 = (socket: Socket): boolean => server.emit("connection", socket);
+  const listener = side
+    ? createSniffingServer({
+        magic: side.magic,
+        onMagic: (socket) => {
+          sideSockets.add(socket);
+          socket.once("close", () => sideSockets.delete(socket));
+          const handle = (socket as unknown as { _handle?: { fd?: number } | null })._handle ?? undefined;
+          side.onConnection(socket, auth.decide(handle));
+        },
+        onOther: toHttp2,
+        onDropped: (reason) => log.debug({ reason }, "connection dropped before its protocol was known"),
+      })
+    : net.createServer(toHttp2);
+
+  await listen(listener, socketPath);
   try {
     await chmod(socketPath, 0o660);
     if (options.socketGroup !== undefined) {
@@ -94,7 +123,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       await chown(socketPath, -1, options.socketGroup);
     }
   } catch (err) {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await new Promise<void>((resolve) => listener.close(() => resolve()));
     await unlink(socketPath).catch(() => undefined);
     throw new Error(`cannot set permissions of socket ${socketPath}: ${errorText(err)}`, {
       cause: err,
@@ -106,7 +135,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const close = (): Promise<void> => {
     closing ??= (async () => {
       log.info({ socket: socketPath, openConnections: sessions.size }, "gRPC server stopping");
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       // GOAWAY to every client: no new calls, running calls continue.
       for (const session of sessions) session.close();
       let timer: NodeJS.Timeout | undefined;
@@ -123,6 +152,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
           "calls still running at shutdown deadline; closing their connections",
         );
         for (const session of sessions) session.destroy();
+        for (const socket of sideSockets) socket.destroy();
         await closed;
       }
       await unlink(socketPath).catch((err: NodeJS.ErrnoException) => {
@@ -200,14 +230,17 @@ async function handle<T>(
 }
 
 /**
- * Makes sure the socket can be created: its directory exists (created 0750)
- * and a leftover socket from an earlier run is removed. Anything else at the
+ * Makes sure the socket can be created: its directory exists (0750, in the
+ * socket group, when it is the daemon's own: see secureSocketDirectory) and a
+ * leftover socket from an earlier run is removed. Anything else at the
  * path (a file, a directory, a live server) is left alone and reported.
  */
-async function prepareSocketPath(socketPath: string): Promise<void> {
+async function prepareSocketPath(socketPath: string, socketGroup: number | undefined, log: Logger): Promise<void> {
   const dir = dirname(socketPath);
   const created = await mkdir(dir, { recursive: true, mode: 0o750 });
-  if (created !== undefined) await chmod(dir, 0o750); // mode is subject to umask
+  await secureSocketDirectory(socketPath, created, socketGroup, log).catch((err: unknown) => {
+    throw new Error(`cannot set permissions of socket directory ${dir}: ${errorText(err)}`, { cause: err });
+  });
 
   let st;
   try {
@@ -252,7 +285,7 @@ function isListening(socketPath: string): Promise<boolean> {
   });
 }
 
-function listen(server: http2.Http2Server, socketPath: string): Promise<void> {
+function listen(server: net.Server, socketPath: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {
       reject(new Error(`cannot listen on ${socketPath}: ${errorText(err)}`, { cause: err }));

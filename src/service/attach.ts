@@ -46,6 +46,10 @@ export async function attachWorkload(deps: AttachDeps, workloadId: string, netns
 
     const ns = NetnsFd.open(netns.netnsPath);
     try {
+      if (ns.isOwnNamespace()) {
+        // It would get the pod's default route and addresses: refuse, however the path names it.
+        throw new NamespaceError(`${netns.netnsPath} is the daemon's own network namespace (the host's); a workload needs one of its own`, "EINVAL");
+      }
       const podMac = randomPodMac();
       const hostLink = await createPair(deps, workloadId, netns, ns, podMac);
       undos.push(() => deps.registry.releaseName(hostLink.name));
@@ -57,7 +61,7 @@ export async function attachWorkload(deps: AttachDeps, workloadId: string, netns
         configurePod(ns, netns, peerIndex, addresses),
         configureHost(deps, workloadId, hostLink, addresses, formatMac(podMac)),
       ]);
-      if (pod.status === "rejected") throw pod.reason;
+      if (pod.status === "rejected") throw podFailure(pod.reason, netns);
       if (host.status === "rejected") throw host.reason;
       return { workloadId, hostIfName: hostLink.name, hostIfIndex: hostLink.index, addresses, podMac: formatMac(podMac) };
     } finally {
@@ -158,6 +162,12 @@ async function configureHost(deps: AttachDeps, workloadId: string, hostLink: Lin
     }
   }
   throwFirstFailure(await deps.host.batch(reqs));
+}
+
+/** The pod already holds what Attach adds (a first-hop or default route, an address): the caller's doing, e.g. a second workload in one namespace. */
+function podFailure(err: unknown, netns: NetnsAttachment): unknown {
+  if (!(err instanceof NetlinkError && err.code === "EEXIST")) return err;
+  return new ServiceError(StatusCode.FailedPrecondition, `${err.message}: ${netns.netnsPath} already has it (is another workload attached to that namespace?)`, { cause: err });
 }
 
 function throwFirstFailure(outcomes: Outcome[]): void {

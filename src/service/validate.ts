@@ -31,9 +31,12 @@ export function validateIfName(name: string): void {
   if (name.length === 0) throw invalid("netns.if_name is empty");
   if (Buffer.byteLength(name, "utf8") >= IFNAMSIZ) throw invalid(`netns.if_name ${preview(name)} is longer than 15 bytes`);
   if (name === "." || name === "..") throw invalid(`netns.if_name ${preview(name)} is not a valid interface name`);
-  if (/[/:\s]/.test(name) || /[\x00-\x1f\x7f]/.test(name)) {
+  // The kernel's isspace() also counts byte 0xA0, which is part of many UTF-8 characters (U+00A0, 'à', …).
+  if (/[/:\s]/.test(name) || /[\x00-\x1f\x7f]/.test(name) || Buffer.from(name, "utf8").includes(0xa0)) {
     throw invalid(`netns.if_name ${preview(name)} must not contain '/', ':', whitespace or control characters`);
   }
+  // Taken by /proc/sys/net/*/conf/{all,default}: the kernel refuses them.
+  if (name === "all" || name === "default") throw invalid(`netns.if_name ${preview(name)} is reserved by the kernel`);
 }
 
 export function validateNetns(netns: NetnsAttachment | undefined): NetnsAttachment {

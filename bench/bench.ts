@@ -1,0 +1,984 @@
+// End-to-end bench: what it costs to give a pod its network, four ways, in one
+// run, inside the sandbox (npm run bench). Prints a table; asserts nothing.
+//
+//   (a) containernetworking-plugins ptp + host-local (Debian's
+//       containernetworking-plugins, /usr/lib/cni), exec'd per pod the way a
+//       runtime does it: CNI_* environment + network config on stdin.
+//       Dual-stack. (a4) is the same, IPv4 only: an extra row showing what
+//       the IPv6 part costs ptp (it waits for the pod address's DAD).
+//   (b) our daemon (dist/src/cli/workloadnetd.js, started in a fresh host
+//       namespace via `ip netns exec`), Attach/Detach over gRPC on its unix
+//       socket, one HTTP/2 connection (@connectrpc/connect-node), both families.
+//   (c) our CNI plugin workloadnet-cni (searched for under build/), exec'd like
+//       (a), talking to the daemon of (b). Skipped while it is not built.
+//   (d) the kernel floor: the same kernel objects an Attach makes, made by
+//       iproute2 with one `ip -batch` for every pod's host-side steps and one
+//       `ip -n POD -batch` per pod; ip's own start-up is subtracted (each real
+//       run is paired with an `ip -n NS -batch /dev/null` run just before it;
+//       the concurrent schedule is run once with empty batches).
+//
+// Run order: (d), (a), (a4), (b) after one untimed warm-up round, (c) on the
+// same daemon, then the RSS phase with its own 1 000 namespaces (made just
+// before it, removed right after: many namespaces slow `ip -n` and veth
+// deletion for everyone). The table is printed in the order a, a4, b, c, d.
+//
+// Per workload: N sequential attaches (latency of each) then N sequential
+// detaches, then N attaches and N detaches with C concurrent callers (wall
+// time → pods/s). CPU per operation over the sequential phases (see notes
+// printed with the table). The daemon's RSS with 1 000 attachments.
+// Pod namespaces are made before any timing and reused by every workload;
+// everything is removed at the end and what is left is counted.
+//
+//   node dist/bench/bench.js [--n 100] [--concurrency 16] [--rss-count 1000]
+//        [--profile] [--only a,a4,b,rss,c,d] [--cni PATH]
+//
+// --profile runs the daemon under `node --cpu-prof` and prints its top
+// self-time functions during (b)'s sequential attaches and detaches (the
+// profiler slows the daemon, so the run's figures for (b)/(c) are inflated).
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { connectClient, type ConnectTestClient } from "../test/grpc-clients.js";
+import { assertSandbox, createNamespace, ip, type PodNamespace } from "../test/sandbox.js";
+import {
+  childrenCpuMs,
+  countLinks,
+  fmtMs,
+  fmtRate,
+  fmtRatio,
+  mean,
+  namedNamespaces,
+  nowMs,
+  pool,
+  printTable,
+  processCpuMs,
+  quantile,
+  runChild,
+  tickMs,
+  vmRssKiB,
+} from "./bench-util.js";
+import { summarizeProfile } from "./cpuprofile.js";
+
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
+const DAEMON_JS = fileURLToPath(new URL("../src/cli/workloadnetd.js", import.meta.url));
+const CNI_DIR = "/usr/lib/cni";
+const DAEMON_V4 = "10.90.0.0/16";
+const DAEMON_V6 = "fd00:90::/64";
+const HOST_VETH_MAC = "02:9c:52:fe:6d:0a";
+const FIRST_HOP_V4 = "169.254.77.1";
+const FIRST_HOP_V6 = "fe80::1";
+const ALL_PARTS = ["a", "a4", "b", "rss", "c", "d"] as const;
+
+// ---------------------------------------------------------------------------
+// Options
+
+interface Options {
+  n: number;
+  concurrency: number;
+  rssCount: number;
+  profile: boolean;
+  only: Set<string>;
+  cni: string | undefined;
+}
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = { n: 100, concurrency: 16, rssCount: 1000, profile: false, only: new Set(ALL_PARTS), cni: undefined };
+  const int = (flag: string, raw: string | undefined, min: number, max: number): number => {
+    const v = Number(raw);
+    if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${flag} must be an integer from ${min} to ${max}, not ${raw}`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i]!.split("=", 2) as [string, string | undefined];
+    const value = (): string | undefined => inline ?? argv[++i];
+    switch (flag) {
+      case "--n":
+        o.n = int(flag, value(), 1, 5000);
+        break;
+      case "--concurrency":
+        o.concurrency = int(flag, value(), 1, 256);
+        break;
+      case "--rss-count":
+        o.rssCount = int(flag, value(), 1, 20000);
+        break;
+      case "--profile":
+        o.profile = true;
+        break;
+      case "--only": {
+        const parts = (value() ?? "").split(",").filter(Boolean);
+        for (const p of parts) if (!(ALL_PARTS as readonly string[]).includes(p)) throw new Error(`--only: unknown part "${p}" (parts: ${ALL_PARTS.join(",")})`);
+        o.only = new Set(parts);
+        break;
+      }
+      case "--cni":
+        o.cni = value();
+        break;
+      default:
+        throw new Error(`unknown argument ${argv[i]}`);
+    }
+  }
+  if (o.only.has("rss") || o.only.has("c")) o.only.add("b"); // they need (b)'s daemon
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// Results
+
+interface Result {
+  label: string;
+  attach: number[]; // ms per sequential attach
+  detach: number[]; // ms per sequential detach
+  /** Set when only a mean exists (the kernel floor's detach). */
+  detachMeanOnly?: number;
+  attachRate: number; // pods/s with C callers
+  detachRate: number;
+  cpuAttach: number; // ms per attach, the work itself (plugin processes / daemon / ip)
+  cpuDetach: number;
+  callerCpuAttach: number; // ms per attach in the calling process (spawn, gRPC client)
+  /** hrtime ms windows of the sequential phases (for the daemon's profile). */
+  windows: { seqAttach?: [number, number]; seqDetach?: [number, number] };
+  notes: string[];
+  error?: string;
+}
+
+const emptyResult = (label: string, error: string): Result => ({
+  label,
+  attach: [],
+  detach: [],
+  attachRate: NaN,
+  detachRate: NaN,
+  cpuAttach: NaN,
+  cpuDetach: NaN,
+  callerCpuAttach: NaN,
+  windows: {},
+  notes: [],
+  error,
+});
+
+const callerCpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+/** 64 characters like a container id; the first 8 differ between pods (the daemon's host names use them). */
+const workloadId = (tag: string, phase: string, i: number): string =>
+  `${tag}${phase}${String(i).padStart(8 - tag.length - phase.length, "0")}${randomBytes(28).toString("hex")}`;
+
+// ---------------------------------------------------------------------------
+// Generic driver: sequential then concurrent attach/detach
+
+interface Driver {
+  attach(id: string, pod: PodNamespace, ifName: string): Promise<void>;
+  detach(id: string, pod: PodNamespace, ifName: string): Promise<void>;
+  /** Cumulative CPU ms of whatever does the work; parts are reported separately. */
+  cpu(): Record<string, number>;
+}
+
+async function runWorkload(label: string, tag: string, driver: Driver, pods: PodNamespace[], opts: Options): Promise<Result> {
+  const n = pods.length;
+  const seqIds = pods.map((_, i) => workloadId(tag, "s", i));
+  const concIds = pods.map((_, i) => workloadId(tag, "c", i));
+  const attached = new Set<number>(); // indexes into seqIds (>= 0) or concIds (~i)
+  const r: Result = { ...emptyResult(label, ""), notes: [] };
+  delete r.error;
+  try {
+    // sequential attach
+    let cpu0 = driver.cpu();
+    let caller0 = callerCpuMs();
+    let w0 = nowMs();
+    for (let i = 0; i < n; i++) {
+      const t0 = nowMs();
+      await driver.attach(seqIds[i]!, pods[i]!, "eth0");
+      r.attach.push(nowMs() - t0);
+      attached.add(i);
+    }
+    r.windows.seqAttach = [w0, nowMs()];
+    let cpu1 = driver.cpu();
+    r.callerCpuAttach = (callerCpuMs() - caller0) / n;
+    r.cpuAttach = (sum(cpu1) - sum(cpu0)) / n;
+    const parts = Object.keys(cpu1);
+    if (parts.length > 1) r.notes.push(`cpu/attach = ${parts.map((k) => `${k} ${fmtMs((cpu1[k]! - cpu0[k]!) / n)}`).join(" + ")}`);
+
+    // sequential detach
+    cpu0 = driver.cpu();
+    w0 = nowMs();
+    for (let i = 0; i < n; i++) {
+      const t0 = nowMs();
+      await driver.detach(seqIds[i]!, pods[i]!, "eth0");
+      r.detach.push(nowMs() - t0);
+      attached.delete(i);
+    }
+    r.windows.seqDetach = [w0, nowMs()];
+    cpu1 = driver.cpu();
+    r.cpuDetach = (sum(cpu1) - sum(cpu0)) / n;
+
+    // concurrent
+    let wall = await pool(n, opts.concurrency, async (i) => {
+      await driver.attach(concIds[i]!, pods[i]!, "eth0");
+      attached.add(~i);
+    });
+    r.attachRate = n / (wall / 1000);
+    wall = await pool(n, opts.concurrency, async (i) => {
+      await driver.detach(concIds[i]!, pods[i]!, "eth0");
+      attached.delete(~i);
+    });
+    r.detachRate = n / (wall / 1000);
+  } catch (err) {
+    r.error = (err as Error).message.split("\n").slice(0, 4).join(" | ");
+    for (const k of attached) {
+      const i = k >= 0 ? k : ~k;
+      await driver.detach(k >= 0 ? seqIds[i]! : concIds[i]!, pods[i]!, "eth0").catch(() => undefined);
+    }
+  }
+  return r;
+}
+
+const sum = (parts: Record<string, number>): number => Object.values(parts).reduce((a, b) => a + b, 0);
+
+// ---------------------------------------------------------------------------
+// (a), (c): a CNI plugin exec'd per operation
+
+function cniDriver(plugin: string, cniPath: string, config: object, extraCpu?: () => Record<string, number>): Driver {
+  const stdin = JSON.stringify(config);
+  const run = async (command: "ADD" | "DEL", id: string, pod: PodNamespace, ifName: string): Promise<void> => {
+    const res = await runChild(plugin, [], {
+      env: {
+        PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+        CNI_COMMAND: command,
+        CNI_CONTAINERID: id,
+        CNI_NETNS: pod.path,
+        CNI_IFNAME: ifName,
+        CNI_PATH: cniPath,
+      },
+      input: stdin,
+    });
+    if (res.code !== 0) {
+      throw new Error(`${path.basename(plugin)} ${command} ${id.slice(0, 12)} in ${pod.name}: exit ${res.code ?? res.signal}: ${(res.stdout + res.stderr).trim().slice(0, 500)}`);
+    }
+  };
+  return {
+    attach: (id, pod, ifName) => run("ADD", id, pod, ifName),
+    detach: (id, pod, ifName) => run("DEL", id, pod, ifName),
+    cpu: () => ({ plugin: childrenCpuMs(), ...(extraCpu ? extraCpu() : {}) }),
+  };
+}
+
+async function runPtp(label: string, tag: string, dualStack: boolean, pods: PodNamespace[], opts: Options, tmp: string): Promise<Result> {
+  const plugin = path.join(CNI_DIR, "ptp");
+  if (!existsSync(plugin) || !existsSync(path.join(CNI_DIR, "host-local"))) {
+    return emptyResult(label, `not installed: apt-get install -y containernetworking-plugins (looked in ${CNI_DIR})`);
+  }
+  const dataDir = mkdtempSync(path.join(tmp, `host-local-${tag}-`));
+  const ranges = dualStack ? [[{ subnet: "10.91.0.0/16" }], [{ subnet: "fd00:91::/64" }]] : [[{ subnet: "10.93.0.0/16" }]];
+  const routes = dualStack ? [{ dst: "0.0.0.0/0" }, { dst: "::/0" }] : [{ dst: "0.0.0.0/0" }];
+  const config = {
+    cniVersion: "1.0.0",
+    name: `bench-ptp-${tag}`,
+    type: "ptp",
+    mtu: 1500,
+    ipam: { type: "host-local", ranges, routes, dataDir },
+  };
+  const r = await runWorkload(label, tag, cniDriver(plugin, CNI_DIR, config), pods, opts);
+  r.notes.push(`cpu = the plugin processes' own CPU (ptp + the host-local it execs), from this process's cutime+cstime`);
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// (b): the daemon over gRPC
+
+interface Daemon {
+  pid: number;
+  hostNs: string;
+  socket: string;
+  client: ConnectTestClient;
+  child: ChildProcess;
+  exited: Promise<void>;
+  output(): string;
+  profileDir: string | undefined;
+}
+
+async function startDaemon(hostNs: string, tmp: string, profile: boolean): Promise<Daemon> {
+  const socket = `/run/workloadnet/${hostNs}.sock`;
+  const profileDir = profile ? path.join(tmp, "cpu-prof") : undefined;
+  const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const child = spawn("ip", ["netns", "exec", hostNs, process.execPath, ...nodeArgs, DAEMON_JS, "--socket", socket, "--ipv4-prefix", DAEMON_V4, "--ipv6-prefix", DAEMON_V6], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const keep = (d: Buffer): void => {
+    out = (out + d.toString()).slice(-8000);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  let hasExited = false;
+  const exited = new Promise<void>((resolve) =>
+    child.on("exit", () => {
+      hasExited = true;
+      resolve();
+    }),
+  );
+  const deadline = nowMs() + 20_000;
+  let client: ConnectTestClient | undefined;
+  for (;;) {
+    if (hasExited) throw new Error(`daemon exited during start-up: ${out.trim().slice(-1000)}`);
+    if (nowMs() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`daemon not ready after 20 s: ${out.trim().slice(-1000)}`);
+    }
+    if (existsSync(socket)) {
+      client ??= connectClient(socket);
+      try {
+        await client.client.status({});
+        break;
+      } catch {
+        client.close();
+        client = undefined;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // `ip netns exec` execs the command, so the child is node itself; if an ip
+  // version forks instead, the daemon is its only child.
+  let pid = child.pid!;
+  if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "node") {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+    if (kids.length === 1) pid = Number(kids[0]);
+  }
+  return { pid, hostNs, socket, client, child, exited, output: () => out, profileDir };
+}
+
+async function stopDaemon(d: Daemon): Promise<void> {
+  d.client.close();
+  d.child.kill("SIGTERM");
+  const timer = setTimeout(() => d.child.kill("SIGKILL"), 20_000);
+  await d.exited;
+  clearTimeout(timer);
+}
+
+function daemonDriver(d: Daemon): Driver {
+  return {
+    attach: async (id, pod, ifName) => {
+      const res = await d.client.client.attach({ workloadId: id, netns: { netnsPath: pod.path, ifName } });
+      if (res.ip.length !== 2) throw new Error(`attach ${id.slice(0, 12)}: expected 2 addresses, got ${res.ip.length}`);
+    },
+    detach: async (id, pod, ifName) => {
+      await d.client.client.detach({ workloadId: id, netns: { netnsPath: pod.path, ifName } });
+    },
+    cpu: () => ({ daemon: processCpuMs(d.pid) }),
+  };
+}
+
+interface RssFigures {
+  startKiB: number;
+  beforeKiB: number;
+  withKiB: number;
+  afterKiB: number;
+  count: number;
+  attachWallMs: number;
+  detachWallMs: number;
+  error?: string;
+}
+
+async function measureRss(d: Daemon, pods: PodNamespace[], opts: Options, startKiB: number): Promise<RssFigures> {
+  const count = pods.length;
+  const ids = Array.from({ length: count }, (_, i) => workloadId("r", "", i));
+  // One namespace per attachment: a second attachment in the same namespace is refused
+  // (its first-hop route already exists there), as it would be for a real pod.
+  const where = (i: number): [PodNamespace, string] => [pods[i]!, "eth0"];
+  const drv = daemonDriver(d);
+  const attached = new Set<number>();
+  const f: RssFigures = { startKiB, beforeKiB: vmRssKiB(d.pid), withKiB: NaN, afterKiB: NaN, count, attachWallMs: NaN, detachWallMs: NaN };
+  try {
+    f.attachWallMs = await pool(count, opts.concurrency, async (i) => {
+      const [pod, ifName] = where(i);
+      await drv.attach(ids[i]!, pod, ifName);
+      attached.add(i);
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    f.withKiB = vmRssKiB(d.pid);
+  } catch (err) {
+    f.error = (err as Error).message;
+  }
+  const t0 = nowMs();
+  await pool(count, opts.concurrency, async (i) => {
+    if (!attached.has(i)) return;
+    const [pod, ifName] = where(i);
+    await drv.detach(ids[i]!, pod, ifName).catch((err: unknown) => {
+      f.error ??= `detach: ${(err as Error).message}`;
+    });
+  });
+  f.detachWallMs = nowMs() - t0;
+  await new Promise((r) => setTimeout(r, 200));
+  f.afterKiB = vmRssKiB(d.pid);
+  return f;
+}
+
+// ---------------------------------------------------------------------------
+// (c): our CNI plugin, if built
+
+function findCniPlugin(explicit: string | undefined): string | undefined {
+  const candidates: string[] = [];
+  if (explicit) candidates.push(path.resolve(explicit));
+  if (process.env.WORKLOADNET_CNI) candidates.push(process.env.WORKLOADNET_CNI);
+  const walk = (dir: string, depth: number): void => {
+    if (depth > 5) return;
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e);
+      let st;
+      try {
+        st = statSync(p);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) walk(p, depth + 1);
+      else if (e === "workloadnet-cni" && st.isFile()) candidates.push(p);
+    }
+  };
+  walk(path.join(REPO, "build"), 0);
+  for (const c of candidates) {
+    try {
+      accessSync(c, constants.X_OK);
+      if (statSync(c).isFile()) return c;
+    } catch {
+      // not executable
+    }
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// (d): the kernel floor with iproute2
+
+interface FloorExtras {
+  startupHostMs: number;
+  startupPodMs: number;
+  startupPodP99Ms: number;
+  startupCpuMs: number;
+  meanAttachPerPod: number;
+  rawAttachPerPod: number;
+  rawAttachRate: number;
+}
+
+const floorV4 = (i: number): string => `10.92.${(i + 2) >> 8}.${(i + 2) & 0xff}`;
+const floorV6 = (i: number): string => `fd00:92::${(i + 2).toString(16)}`;
+const podMac = (): string => {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
+};
+
+/** Host-side lines for pod i: veth (up, group, MACs, MTU) with its peer in the pod, alias, routes, neighbours, fe80::1. */
+function floorHostLines(name: string, id: string, pod: PodNamespace, i: number, mac: string): string[] {
+  const v4 = floorV4(i);
+  const v6 = floorV6(i);
+  return [
+    `link add ${name} group 8 mtu 1500 address ${HOST_VETH_MAC} up type veth peer name eth0 netns ${pod.name} mtu 1500 address ${mac}`,
+    `link set dev ${name} alias wk${id}`,
+    `route add ${v4}/32 dev ${name} proto static`,
+    `neigh add ${v4} lladdr ${mac} dev ${name} nud permanent`,
+    `route add ${v6}/128 dev ${name} proto static`,
+    `neigh add ${v6} lladdr ${mac} dev ${name} nud permanent`,
+    `addr add ${FIRST_HOP_V6}/128 dev ${name} scope link nodad`,
+  ];
+}
+
+/** Pod-side lines: lo and eth0 up, addresses (IPv6 nodad), on-link + default routes with src, first-hop neighbours. */
+function floorPodLines(i: number): string[] {
+  const v4 = floorV4(i);
+  const v6 = floorV6(i);
+  return [
+    "link set lo up",
+    "link set eth0 up",
+    `addr add ${v4}/32 dev eth0`,
+    `route add ${FIRST_HOP_V4}/32 dev eth0 scope link proto static`,
+    `route add default via ${FIRST_HOP_V4} dev eth0 src ${v4} proto static`,
+    `neigh add ${FIRST_HOP_V4} lladdr ${HOST_VETH_MAC} dev eth0 nud permanent`,
+    `addr add ${v6}/128 dev eth0 nodad`,
+    `route add ${FIRST_HOP_V6}/128 dev eth0 scope link proto static`,
+    `route add ::/0 via ${FIRST_HOP_V6} dev eth0 src ${v6} proto static`,
+    `neigh add ${FIRST_HOP_V6} lladdr ${HOST_VETH_MAC} dev eth0 nud permanent`,
+  ];
+}
+
+async function ipBatch(ns: string, file: string): Promise<number> {
+  const res = await runChild("ip", ["-n", ns, "-batch", file]);
+  if (res.code !== 0) throw new Error(`ip -n ${ns} -batch ${path.basename(file)}: exit ${res.code ?? res.signal}: ${res.stderr.trim().slice(0, 500)}`);
+  return res.ms;
+}
+
+async function runFloor(label: string, floorNs: string, pods: PodNamespace[], opts: Options, tmp: string): Promise<[Result, FloorExtras | undefined]> {
+  const n = pods.length;
+  const C = Math.min(opts.concurrency, n);
+  const dir = mkdtempSync(path.join(tmp, "floor-"));
+  const write = (name: string, lines: string[]): string => {
+    const f = path.join(dir, name);
+    writeFileSync(f, `${lines.join("\n")}\n`);
+    return f;
+  };
+  const r: Result = { ...emptyResult(label, ""), notes: [] };
+  delete r.error;
+  const made = new Set<string>(); // host link names that may exist
+  try {
+    // ip's own start-up, in both kinds of namespace (-n switches namespace and remounts /sys)
+    const K = 50;
+    const hostStart: number[] = [];
+    const podStart: number[] = [];
+    const cpuS0 = childrenCpuMs();
+    for (let k = 0; k < K; k++) {
+      hostStart.push(await ipBatch(floorNs, "/dev/null"));
+      podStart.push(await ipBatch(pods[k % n]!.name, "/dev/null"));
+    }
+    const startupCpu = (childrenCpuMs() - cpuS0) / (2 * K);
+    const sHostMed = quantile(hostStart, 0.5);
+
+    const plan = (phase: string): { hostFile: (idx: number[]) => string; podFiles: string[]; names: string[] } => {
+      const names = pods.map((_, i) => `fl${phase}${i}`);
+      const ids = pods.map((_, i) => workloadId("d", phase, i));
+      const macs = pods.map(() => podMac());
+      const podFiles = pods.map((_, i) => write(`pod-${phase}-${i}.batch`, floorPodLines(i)));
+      const hostFile = (idx: number[]): string =>
+        write(`host-${phase}-${idx[0]}.batch`, idx.flatMap((i) => floorHostLines(names[i]!, ids[i]!, pods[i]!, i, macs[i]!)));
+      return { hostFile, podFiles, names };
+    };
+    const all = pods.map((_, i) => i);
+
+    // sequential: one host batch for all pods, then one batch per pod. Each real
+    // run is paired with an empty run (ip -n NS -batch /dev/null) just before it,
+    // in the same namespace; the pair's difference is the work without ip's start-up.
+    const s = plan("s");
+    const hostFile = s.hostFile(all);
+    let cpu0 = childrenCpuMs();
+    let caller0 = callerCpuMs();
+    s.names.forEach((x) => made.add(x));
+    const hostEmpty = await ipBatch(floorNs, "/dev/null");
+    const hostMs = await ipBatch(floorNs, hostFile);
+    const podMs: number[] = [];
+    const podEmpty: number[] = [];
+    for (let i = 0; i < n; i++) {
+      podEmpty.push(await ipBatch(pods[i]!.name, "/dev/null"));
+      podMs.push(await ipBatch(pods[i]!.name, s.podFiles[i]!));
+    }
+    // 2(n+1) ip runs, each with its start-up CPU; the rest is the real batches' work.
+    r.cpuAttach = (childrenCpuMs() - cpu0 - 2 * (n + 1) * startupCpu) / n;
+    r.callerCpuAttach = (callerCpuMs() - caller0) / 2 / n; // half: the real runs' share
+    const hostShare = (hostMs - hostEmpty) / n;
+    r.attach = podMs.map((ms, i) => ms - podEmpty[i]! + hostShare);
+    const rawAttachPerPod = (hostMs + podMs.reduce((a, b) => a + b, 0)) / n;
+    const meanAttachPerPod = (hostMs + podMs.reduce((a, b) => a + b, 0) - (n + 1) * mean([...hostStart, ...podStart])) / n;
+
+    // sequential detach: one batch deleting every host veth (paired with an empty run too)
+    const delFile = write("del-s.batch", s.names.map((x) => `link del ${x}`));
+    const delEmpty = await ipBatch(floorNs, "/dev/null");
+    cpu0 = childrenCpuMs();
+    const delMs = await ipBatch(floorNs, delFile);
+    s.names.forEach((x) => made.delete(x));
+    r.cpuDetach = (childrenCpuMs() - cpu0 - startupCpu) / n;
+    r.detachMeanOnly = (delMs - delEmpty) / n;
+
+    // concurrent: C groups, each one host batch for its pods then their pod batches;
+    // groups in parallel. The same schedule with empty batches (/dev/null) gives
+    // the start-ups' share of the wall time, subtracted.
+    const c = plan("c");
+    const groups = Array.from({ length: C }, (_, g) => all.filter((i) => i % C === g));
+    const groupFiles = groups.map((idx) => c.hostFile(idx));
+    const schedule = async (real: boolean): Promise<number> => {
+      const t0 = nowMs();
+      await Promise.all(
+        groups.map(async (idx, g) => {
+          await ipBatch(floorNs, real ? groupFiles[g]! : "/dev/null");
+          for (const i of idx) await ipBatch(pods[i]!.name, real ? c.podFiles[i]! : "/dev/null");
+        }),
+      );
+      return nowMs() - t0;
+    };
+    const emptyAttachWall = await schedule(false);
+    c.names.forEach((x) => made.add(x));
+    const attachWall = await schedule(true);
+    const rawAttachRate = n / (attachWall / 1000);
+    r.attachRate = n / ((attachWall - emptyAttachWall) / 1000);
+    const delFiles = groups.map((idx, g) => write(`del-c-${g}.batch`, idx.map((i) => `link del ${c.names[i]}`)));
+    let t0 = nowMs();
+    await Promise.all(delFiles.map(() => ipBatch(floorNs, "/dev/null")));
+    const emptyDetachWall = nowMs() - t0;
+    t0 = nowMs();
+    await Promise.all(delFiles.map((f) => ipBatch(floorNs, f)));
+    const detachWall = nowMs() - t0;
+    c.names.forEach((x) => made.delete(x));
+    r.detachRate = n / ((detachWall - emptyDetachWall) / 1000);
+    return [
+      r,
+      {
+        startupHostMs: sHostMed,
+        startupPodMs: quantile(podStart, 0.5),
+        startupPodP99Ms: quantile(podStart, 0.99),
+        startupCpuMs: startupCpu,
+        rawAttachPerPod,
+        rawAttachRate,
+        meanAttachPerPod,
+      },
+    ];
+  } catch (err) {
+    r.error = (err as Error).message;
+    for (const name of made) {
+      try {
+        ip(["link", "del", name], floorNs);
+      } catch {
+        // not there
+      }
+    }
+    return [r, undefined];
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Many namespaces at once (the RSS phase needs one per attachment)
+
+function createNamespaces(count: number, prefix: string, tmp: string): PodNamespace[] {
+  const tag = randomBytes(3).toString("hex");
+  const names = Array.from({ length: count }, (_, i) => `${prefix}${tag}-${i}`);
+  const file = path.join(tmp, `netns-add-${tag}.batch`);
+  writeFileSync(file, names.map((x) => `netns add ${x}\n`).join(""));
+  const made = names.map((name) => ({
+    name,
+    path: `/run/netns/${name}`,
+    remove: () => {
+      try {
+        ip(["netns", "del", name]);
+      } catch {
+        // already gone
+      }
+    },
+  }));
+  try {
+    execFileSync("ip", ["-batch", file], { stdio: ["ignore", "ignore", "pipe"] });
+  } catch (err) {
+    removeNamespaces(made, tmp);
+    throw err;
+  }
+  return made;
+}
+
+/** Removes namespaces with one `ip -batch -force`, then one by one whatever is still there. */
+function removeNamespaces(list: PodNamespace[], tmp: string): void {
+  if (list.length === 0) return;
+  const file = path.join(tmp, `netns-del-${randomBytes(3).toString("hex")}.batch`);
+  try {
+    writeFileSync(file, list.map((x) => `netns del ${x.name}\n`).join(""));
+    execFileSync("ip", ["-force", "-batch", file], { stdio: ["ignore", "ignore", "ignore"] });
+  } catch {
+    // fall through to one by one
+  }
+  for (const ns of list) if (existsSync(ns.path)) ns.remove();
+}
+
+// ---------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<void> {
+  assertSandbox();
+  const opts = parseOptions(process.argv.slice(2));
+  const n = opts.n;
+  const C = opts.concurrency;
+  const runStarted = nowMs();
+  const loadAtStart = loadavg()[0]!;
+  const tmp = mkdtempSync(path.join(tmpdir(), "workloadnet-bench-"));
+  const namespaces: PodNamespace[] = [];
+  const results: Result[] = [];
+  let rss: RssFigures | undefined;
+  let daemon: Daemon | undefined;
+  const profileWindows: { label: string; w: [number, number] }[] = [];
+  let cniPlugin: string | undefined;
+  let cniSkipped: string | undefined;
+  let floorExtras: FloorExtras | undefined;
+  let leftLinks = 0;
+  let startKiB = NaN;
+  let hostLinksBeforeRssRemoval = 0;
+  let leftNs = 0;
+  const progress = (msg: string): void => {
+    process.stderr.write(`[bench ${((nowMs() - runStarted) / 1000).toFixed(1)}s] ${msg}\n`);
+  };
+
+  try {
+    // Pod namespaces, before any timing.
+    const pods: PodNamespace[] = [];
+    for (let i = 0; i < n; i++) {
+      const ns = createNamespace("wbp");
+      namespaces.push(ns);
+      pods.push(ns);
+    }
+    progress(`${n} pod namespaces ready`);
+
+    // Order: the kernel floor first, the 1 000-attachment RSS phase last (its
+    // namespaces exist only around it: many namespaces slow `ip -n` and veth
+    // deletes for everyone), the table in the usual order.
+    if (opts.only.has("d")) {
+      const floorNs = createNamespace("wbfloor");
+      namespaces.push(floorNs);
+      ip(["link", "set", "lo", "up"], floorNs.name);
+      progress("(d) kernel floor with ip -batch");
+      const [r, extras] = await runFloor("(d) kernel floor (ip -batch)", floorNs.name, pods, opts, tmp);
+      results.push(r);
+      floorExtras = extras;
+    }
+
+    if (opts.only.has("a")) {
+      progress("(a) ptp + host-local, dual-stack");
+      results.push(await runPtp("(a) ptp + host-local", "a", true, pods, opts, tmp));
+    }
+    if (opts.only.has("a4")) {
+      progress("(a4) ptp + host-local, IPv4 only");
+      results.push(await runPtp("(a4) ptp + host-local, IPv4 only", "v", false, pods, opts, tmp));
+    }
+
+    if (opts.only.has("b")) {
+      const hostNs = createNamespace("wbhost");
+      namespaces.push(hostNs);
+      ip(["link", "set", "lo", "up"], hostNs.name);
+      progress(`(b) starting the daemon in ${hostNs.name}${opts.profile ? " under --cpu-prof" : ""}`);
+      try {
+        daemon = await startDaemon(hostNs.name, tmp, opts.profile);
+      } catch (err) {
+        results.push(emptyResult("(b) workloadnetd, gRPC", (err as Error).message));
+      }
+      if (daemon) {
+        startKiB = vmRssKiB(daemon.pid);
+        const drv = daemonDriver(daemon);
+        // A long-running daemon is warm: one untimed round over every pod (C callers) first.
+        progress("(b) warm-up: one untimed attach + detach per pod");
+        const warmIds = pods.map((_, i) => workloadId("w", "", i));
+        try {
+          await pool(n, C, (i) => drv.attach(warmIds[i]!, pods[i]!, "eth0"));
+        } finally {
+          await pool(n, C, (i) => drv.detach(warmIds[i]!, pods[i]!, "eth0").catch(() => undefined));
+        }
+        progress("(b) attach/detach over gRPC");
+        const r = await runWorkload("(b) workloadnetd, gRPC", "b", drv, pods, opts);
+        results.push(r);
+        if (r.windows.seqAttach) profileWindows.push({ label: "(b) sequential attaches", w: r.windows.seqAttach });
+        if (r.windows.seqDetach) profileWindows.push({ label: "(b) sequential detaches", w: r.windows.seqDetach });
+      }
+    }
+
+    if (opts.only.has("c")) {
+      cniPlugin = findCniPlugin(opts.cni);
+      if (cniPlugin === undefined) cniSkipped = "(c) not built yet (no executable workloadnet-cni under build/)";
+      else if (daemon === undefined) cniSkipped = "(c) skipped: the daemon of (b) did not start";
+      else {
+        progress(`(c) ${path.relative(REPO, cniPlugin)}`);
+        const d = daemon;
+        const config = { cniVersion: "1.0.0", name: "wl", type: "workloadnet-cni", socket: d.socket };
+        const r = await runWorkload("(c) workloadnet-cni → daemon", "c", cniDriver(cniPlugin, path.dirname(cniPlugin), config, () => ({ daemon: processCpuMs(d.pid) })), pods, opts);
+        r.notes.push(`plugin: ${path.relative(REPO, cniPlugin)}`);
+        results.push(r);
+      }
+    }
+
+    if (daemon && opts.only.has("rss")) {
+      const rssPods = createNamespaces(opts.rssCount, "wbr", tmp);
+      progress(`(b) RSS with ${opts.rssCount} attachments (${rssPods.length} more namespaces)`);
+      try {
+        rss = await measureRss(daemon, rssPods, opts, startKiB);
+      } finally {
+        // A veth pair left behind would show in the daemon's namespace now, and vanish
+        // with its pod namespace below; so count there before removing them.
+        try {
+          hostLinksBeforeRssRemoval = countLinks(daemon.hostNs);
+        } catch {
+          // counted at the end
+        }
+        removeNamespaces(rssPods, tmp);
+      }
+    }
+
+    if (daemon) {
+      progress("stopping the daemon");
+      await stopDaemon(daemon);
+    }
+
+    // ---- the report ---------------------------------------------------------
+    console.log("");
+    console.log(`workloadnet bench: N=${n} sequential, C=${C} concurrent callers; pod namespaces made beforehand; dual-stack unless said`);
+    console.log(`  machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), kernel ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}, node ${process.version}; ` +
+      `load average ${loadAtStart.toFixed(2)} at start, ${loadavg()[0]!.toFixed(2)} at end (other work on the machine shows in every figure)`);
+    console.log("");
+    const byTag = (prefix: string): Result | undefined => results.find((x) => x.label.startsWith(prefix) && !x.error);
+    const rowOf = (x: Result): string[] => {
+      if (x.error) return [x.label, `failed: ${x.error}`.slice(0, 60), "", "", "", "", "", "", "", ""];
+      const dm = x.detachMeanOnly;
+      return [
+        x.label,
+        fmtMs(quantile(x.attach, 0.5)),
+        fmtMs(quantile(x.attach, 0.99)),
+        dm !== undefined ? `${fmtMs(dm)} (mean)` : fmtMs(quantile(x.detach, 0.5)),
+        dm !== undefined ? "—" : fmtMs(quantile(x.detach, 0.99)),
+        fmtRate(x.attachRate),
+        fmtRate(x.detachRate),
+        fmtMs(x.cpuAttach),
+        fmtMs(x.cpuDetach),
+        fmtMs(x.callerCpuAttach),
+      ];
+    };
+    const order = ["(a) ", "(a4)", "(b)", "(c)", "(d)"];
+    results.sort((x, y) => order.findIndex((p) => x.label.startsWith(p)) - order.findIndex((p) => y.label.startsWith(p)));
+    const rows = results.map(rowOf);
+    if (cniSkipped) {
+      const floorRow = results.findIndex((x) => x.label.startsWith("(d)"));
+      rows.splice(floorRow >= 0 ? floorRow : rows.length, 0, [cniSkipped, "", "", "", "", "", "", "", "", ""]);
+    }
+    rows.push(["reference (Go, measured once, IPv4 only)*", "≈1.5 ms", "≈2.2 ms", "≈20 ms", "—", "—", "≈385/s", "—", "—", "—"]);
+    printTable(
+      ["workload", "attach p50", "attach p99", "detach p50", "detach p99", `attach/s @${C}`, `detach/s @${C}`, "cpu/attach", "cpu/detach", "caller cpu/att"],
+      rows,
+    );
+    console.log("  * not measured in this run: SPEC §9's figures for the reference implementation, for orientation only");
+    console.log("    (detach/s from its \"16 concurrent Detaches ≈2.6 ms per pod\").");
+    console.log("");
+
+    // ratios: > 1 means the first is slower / costlier
+    const ratio = (label: string, x: Result | undefined, y: Result | undefined): string[] | undefined => {
+      if (!x || !y) return undefined;
+      const det = (r: Result, q: number): number => r.detachMeanOnly ?? quantile(r.detach, q);
+      return [
+        label,
+        fmtRatio(quantile(x.attach, 0.5) / quantile(y.attach, 0.5)),
+        fmtRatio(quantile(x.attach, 0.99) / quantile(y.attach, 0.99)),
+        fmtRatio(det(x, 0.5) / det(y, 0.5)),
+        fmtRatio(y.attachRate / x.attachRate),
+        fmtRatio(y.detachRate / x.detachRate),
+        fmtRatio(x.cpuAttach / y.cpuAttach),
+      ];
+    };
+    const ratioRows = [
+      ratio("(a)/(b)", byTag("(a) "), byTag("(b)")),
+      ratio("(a4)/(b)", byTag("(a4)"), byTag("(b)")),
+      ratio("(a)/(c)", byTag("(a) "), byTag("(c)")),
+      ratio("(c)/(b)", byTag("(c)"), byTag("(b)")),
+      ratio("(b)/(d)", byTag("(b)"), byTag("(d)")),
+    ].filter((x): x is string[] => x !== undefined);
+    if (ratioRows.length > 0) {
+      console.log("ratios (x/y > 1: x is slower or costs more; throughput columns are y's pods/s over x's):");
+      printTable(["ratio", "attach p50", "attach p99", "detach p50", `attach/s @${C}`, `detach/s @${C}`, "cpu/attach"], ratioRows);
+      if (!byTag("(c)")) console.log("  (a)/(c): (c) not measured in this run");
+      console.log("");
+    }
+
+    if (rss) {
+      const mib = (k: number): string => `${(k / 1024).toFixed(1)} MiB`;
+      console.log(
+        `daemon RSS (VmRSS): at start ${mib(rss.startKiB)}; before ${rss.count} attachments ${mib(rss.beforeKiB)}; ` +
+          `with ${rss.count} ${mib(rss.withKiB)} (+${((rss.withKiB - rss.beforeKiB) / rss.count).toFixed(1)} KiB each); after detaching all ${mib(rss.afterKiB)}`,
+      );
+      console.log(
+        `  ${rss.count} attaches with ${C} callers: ${(rss.attachWallMs / 1000).toFixed(2)} s (${fmtRate(rss.count / (rss.attachWallMs / 1000))}); ` +
+          `${rss.count} detaches: ${(rss.detachWallMs / 1000).toFixed(2)} s (${fmtRate(rss.count / (rss.detachWallMs / 1000))})` +
+          (rss.error ? `; error: ${rss.error}` : ""),
+      );
+      console.log("  (VmRSS is mostly V8's heap, which grows and shrinks with garbage collection, not with attachments: read the per-attachment figure as an upper bound.)");
+      console.log("");
+    }
+
+    console.log("notes:");
+    console.log("  latency: wall time per call, from the caller (spawn to exit + closed pipes for plugins; RPC round trip for gRPC).");
+    console.log(`  cpu/attach, cpu/detach: CPU of whoever does the work, over the sequential phase, per op; /proc tick = ${tickMs()} ms, so ±${(tickMs() / n).toFixed(2)} ms.`);
+    console.log("    plugins (a), (c): the plugin processes, from this process's cutime+cstime in /proc/self/stat (children it waited for,");
+    console.log("      including their own waited-for children, e.g. host-local under ptp); (c) adds the daemon's share.");
+    console.log("    daemon (b): utime+stime of the daemon in /proc/<pid>/stat, all threads (netlink runs on libuv's pool).");
+    console.log("    floor (d): the ip processes' cutime+cstime minus (invocations × ip's start-up CPU).");
+    console.log("  caller cpu/att: this bench process's own CPU per sequential attach (fork/exec + pipes for plugins, the gRPC client for (b)).");
+    for (const x of results) for (const note of x.notes) console.log(`  ${x.label}: ${note}`);
+    if (floorExtras) {
+      const f = floorExtras;
+      console.log(
+        `  (d): ip start-up (ip -n NS -batch /dev/null) p50 ${fmtMs(f.startupHostMs)} in the host ns, ${fmtMs(f.startupPodMs)} in a pod ns (p99 ${fmtMs(f.startupPodP99Ms)}), ` +
+          `${fmtMs(f.startupCpuMs)} CPU. Per-pod attach = (its pod batch − an empty run just before it) + 1/N (host batch − empty run): ` +
+          `the p99 carries ip's start-up jitter. Mean per pod, all start-ups subtracted at their mean: ${fmtMs(f.meanAttachPerPod)}. Detach = one batch of N "link del" − an empty run, per link.`,
+      );
+      console.log(
+        `  (d): raw, start-ups included: ${fmtMs(f.rawAttachPerPod)} per pod sequential, ${fmtRate(f.rawAttachRate)} with ${C} groups; ` +
+          `concurrent figures subtract the wall time of the same schedule run with empty batches.`,
+      );
+    }
+    const a = byTag("(a) ");
+    const a4 = byTag("(a4)");
+    if (a && a4) {
+      console.log(
+        `  (a) vs (a4): dual-stack ptp adds ${fmtMs(quantile(a.attach, 0.5) - quantile(a4.attach, 0.5))} at p50: ptp waits for the pod's IPv6 address to pass DAD ` +
+          "(no IFA_F_NODAD) before it returns; the daemon sets NODAD and permanent neighbours instead.",
+      );
+    }
+    console.log("  (b): after one untimed warm-up round; one HTTP/2 connection for all callers, as a runtime would hold; the daemon logs one line per call at info (to a pipe).");
+    console.log("  (c): the same daemon as (b), warm; each ADD/DEL is a fresh plugin process with its own connection.");
+
+    if (daemon?.profileDir) {
+      console.log("");
+      printProfile(daemon.profileDir, profileWindows);
+    }
+
+    for (const x of results) if (x.error) process.exitCode = 1;
+  } finally {
+    if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) await stopDaemon(daemon).catch(() => undefined);
+    // What is left: links in this (the sandbox's) namespace and in each of ours, then the namespaces themselves.
+    try {
+      leftLinks += countLinks();
+    } catch {
+      // counted as none
+    }
+    for (const ns of namespaces) {
+      try {
+        const c = countLinks(ns.name);
+        leftLinks += daemon && ns.name === daemon.hostNs ? Math.max(c, hostLinksBeforeRssRemoval) : c;
+      } catch {
+        // gone already
+      }
+    }
+    removeNamespaces(namespaces.reverse(), tmp);
+    leftNs = namedNamespaces().length;
+    rmSync(tmp, { recursive: true, force: true });
+    console.log("");
+    console.log(`left over: links ${leftLinks}, namespaces ${leftNs}`);
+    process.stderr.write(`[bench] total ${((nowMs() - runStarted) / 1000).toFixed(1)} s\n`);
+  }
+}
+
+function printProfile(dir: string, windows: { label: string; w: [number, number] }[]): void {
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"));
+  } catch {
+    // none written
+  }
+  if (files.length === 0) {
+    console.log(`daemon CPU profile: none written to ${dir}`);
+    return;
+  }
+  const file = path.join(dir, files[0]!);
+  console.log("daemon CPU profile (node --cpu-prof; main JS thread only, netlink syscalls on libuv's pool appear as idle; figures above are slowed by it):");
+  const sections: { label: string; w: [number, number][] | undefined }[] = [
+    ...windows.map((x) => ({ label: x.label, w: [x.w] })),
+    { label: "whole run", w: undefined },
+  ];
+  for (const s of sections) {
+    const sum = summarizeProfile(file, s.w, 12);
+    const busy = sum.totalMs - sum.idleMs;
+    console.log(`  ${s.label}: sampled ${sum.totalMs.toFixed(0)} ms, main thread busy ${busy.toFixed(0)} ms (${((100 * busy) / Math.max(sum.totalMs, 1e-9)).toFixed(0)}%)`);
+    if (busy <= 0) continue;
+    const pct = (ms: number): string => `${((100 * ms) / busy).toFixed(1)}%`;
+    console.log(`    by where the code lives: ${sum.groups.slice(0, 10).map((g) => `${g.name} ${pct(g.ms)}`).join(", ")}`);
+    console.log("    top self time:");
+    for (const t of sum.top) console.log(`    ${t.ms.toFixed(1).padStart(8)} ms  ${pct(t.ms).padStart(5)}  ${t.name}`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

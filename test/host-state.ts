@@ -1,0 +1,153 @@
+// What the robustness tests and the soak check after each round: the kernel
+// state of a daemon's host namespace and of pod namespaces (through iproute2,
+// an independent witness), and the daemon process's descriptors and memory.
+// Only inside the sandbox (test/run-in-sandbox.sh).
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { IpLink, IpRoute } from "./daemon-harness.js";
+import { assertSandbox, ipJson, uniqueName, type PodNamespace } from "./sandbox.js";
+
+export interface IpAddr {
+  ifname: string;
+  addr_info: { family: string; local: string; prefixlen: number }[];
+}
+
+/** Creates many pod namespaces with one `ip -batch` (much faster than one `ip` per namespace). */
+export function createPods(count: number, prefix = "pod"): PodNamespace[] {
+  assertSandbox();
+  const names = Array.from({ length: count }, () => uniqueName(prefix));
+  if (count > 0) execFileSync("ip", ["-batch", "-"], { input: names.map((n) => `netns add ${n}\n`).join(""), stdio: ["pipe", "ignore", "pipe"] });
+  return names.map((name) => ({
+    name,
+    path: `/run/netns/${name}`,
+    remove: () => removePods([name]),
+  }));
+}
+
+/** Removes pod namespaces (missing ones are fine). */
+export function removePods(names: string[]): void {
+  if (names.length === 0) return;
+  try {
+    execFileSync("ip", ["-force", "-batch", "-"], { input: names.map((n) => `netns del ${n}\n`).join(""), stdio: ["pipe", "ignore", "ignore"] });
+  } catch {
+    // -force goes on past errors; a failure status only means some were gone already
+  }
+}
+
+/** The host namespace's links, other than lo and the given names (e.g. a test's own dummies). */
+export function hostLinks(hostNs: string, except: string[] = []): IpLink[] {
+  return ipJson<IpLink[]>(["-d", "link", "show"], hostNs).filter((l) => l.ifname !== "lo" && !except.includes(l.ifname));
+}
+
+/** Host routes the daemon makes (proto static), both families. */
+export function hostStaticRoutes(hostNs: string): IpRoute[] {
+  return [...ipJson<IpRoute[]>(["-4", "route", "show", "proto", "static"], hostNs), ...ipJson<IpRoute[]>(["-6", "route", "show", "proto", "static"], hostNs)];
+}
+
+/** Addresses in the host namespace on anything but lo. */
+export function hostAddressesOffLoopback(hostNs: string): IpAddr[] {
+  return ipJson<IpAddr[]>(["addr", "show"], hostNs).filter((a) => a.ifname !== "lo" && a.addr_info.length > 0);
+}
+
+/** Permanent neighbour entries in the host namespace (the daemon adds one per pod address). */
+export function hostPermanentNeighbours(hostNs: string): unknown[] {
+  return [...ipJson<unknown[]>(["-4", "neigh", "show", "nud", "permanent"], hostNs), ...ipJson<unknown[]>(["-6", "neigh", "show", "nud", "permanent"], hostNs)];
+}
+
+/** The names of the links in a pod namespace. */
+export function podLinks(ns: string): string[] {
+  return ipJson<IpLink[]>(["link", "show"], ns).map((l) => l.ifname);
+}
+
+/** What is left of the daemon's work in the host namespace, as text lines (empty: nothing). */
+export function hostLeftovers(hostNs: string, exceptLinks: string[] = []): string[] {
+  return [
+    ...hostLinks(hostNs, exceptLinks).map((l) => `link ${l.ifname} (group ${l.group}, alias ${l.ifalias ?? "-"})`),
+    ...hostStaticRoutes(hostNs).map((r) => `route ${r.dst} dev ${r.dev}`),
+    ...hostAddressesOffLoopback(hostNs).flatMap((a) => a.addr_info.map((i) => `address ${i.local}/${i.prefixlen} on ${a.ifname}`)),
+  ];
+}
+
+/** Polls until the host namespace holds nothing of ours (links are deleted asynchronously by the kernel); returns what is left. */
+export async function waitHostClean(hostNs: string, exceptLinks: string[] = [], timeoutMs = 5000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = hostLeftovers(hostNs, exceptLinks);
+    if (left.length === 0 || Date.now() > deadline) return left;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Pods holding anything but lo, as "pod: links" lines. */
+export function dirtyPods(pods: readonly PodNamespace[]): string[] {
+  const out: string[] = [];
+  for (const p of pods) {
+    let links: string[];
+    try {
+      links = podLinks(p.name);
+    } catch {
+      continue; // removed by the test
+    }
+    if (links.length !== 1 || links[0] !== "lo") out.push(`${p.name}: ${links.join(",")}`);
+  }
+  return out;
+}
+
+/** Number of open file descriptors of a process. */
+export function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Where a process's descriptors point, counted by kind ("socket", "anon_inode:[eventfd]", "/dev/null", …). */
+export function fdKinds(pid: number): Record<string, number> {
+  const kinds: Record<string, number> = {};
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target: string;
+    try {
+      target = execFileSync("readlink", [`/proc/${pid}/fd/${fd}`], { encoding: "utf8" }).trim();
+    } catch {
+      continue;
+    }
+    const kind = target.replace(/:\[\d+\]$/, "");
+    kinds[kind] = (kinds[kind] ?? 0) + 1;
+  }
+  return kinds;
+}
+
+/** Polls until the fd count is at most `limit` (closed client connections take a moment to close on the server). */
+export async function waitFdCount(pid: number, limit: number, timeoutMs = 3000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const n = fdCount(pid);
+    if (n <= limit || Date.now() > deadline) return n;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Resident memory of a process in KiB (VmRSS). */
+export function rssKiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (m === null) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]);
+}
+
+/** The gRPC code of a failed call (connect-es or grpc-js errors), 0 for success. */
+export async function codeOf(p: Promise<unknown>): Promise<number> {
+  try {
+    await p;
+    return 0;
+  } catch (err) {
+    if (err instanceof ConnectError) return err.code;
+    const code = (err as { code?: unknown }).code;
+    return typeof code === "number" ? code : Code.Unknown;
+  }
+}
+
+/** IPv4 text to number and back, for walking a prefix. */
+export function v4ToInt(a: string): number {
+  return a.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+}
+export function intToV4(n: number): string {
+  return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join(".");
+}
