@@ -12,6 +12,8 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   iproute2 util-linux iputils-ping   # the sandbox, the tests' witness, pings between pods
   g++ make python3                    # native addon and CNI plugin (node-gyp)
+  podman runc busybox-static          # the end-to-end test with a real runtime
+  containernetworking-plugins         # ptp + host-local, the benchmark's baseline
 )
 missing=()
 for p in "${packages[@]}"; do
