@@ -191,7 +191,9 @@ describe("faults", () => {
     writeFileAtomic(prefixFile, "{ this is not json ]]]\n");
     const logged = await h.waitForLog((l) => l.msg === "prefix source error; keeping the last good prefixes");
     assert.match(String(logged.err), /./);
-    await c.client.status({});
+    const degraded = await c.client.status({});
+    assert.deepEqual(degraded.prefixes, [V4_PREFIX, V6_PREFIX], "Status still reports the last good prefixes");
+    assert.ok(degraded.prefixError.includes(prefixFile), `Status names the broken prefix file: ${degraded.prefixError}`);
     const p2 = pod();
     const during = await attach("pf-2", p2);
     const inV4 = (a: string): boolean => v4ToInt(a) >= V4_FIRST && v4ToInt(a) <= V4_LAST;
@@ -202,6 +204,9 @@ describe("faults", () => {
     const p3 = pod();
     const afterwards = await attach("pf-3", p3);
     assert.match(afterwards.v4, /^10\.94\.0\./);
+    const healed = await c.client.status({});
+    assert.equal(healed.prefixError, "");
+    assert.deepEqual(healed.prefixes, [OTHER_V4_PREFIX, V6_PREFIX]);
     await rejects(attach("pf-1", p1, "eth1"), Code.AlreadyExists);
     for (const id of ["pf-1", "pf-2", "pf-3"]) await detach(id);
     writeFileAtomic(prefixFile, prefixFileText(V4_PREFIX, V6_PREFIX));

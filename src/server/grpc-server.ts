@@ -184,7 +184,8 @@ function registerRoutes(router: ConnectRouter, service: WorkloadService, log: Lo
     status: (_req, ctx) =>
       handle("Status", ctx, log, async () => {
         await service.status();
-        return {};
+        const d = service.describe?.();
+        return d === undefined ? {} : { prefixes: d.prefixes, attached: d.attached, prefixError: d.prefixError ?? "" };
       }),
     check: (req, ctx) =>
       handle("Check", ctx, log, async () => {

@@ -21,6 +21,12 @@ export interface AttachOutput {
   podMac: string;
 }
 
+export interface StatusDetails {
+  prefixes: string[];
+  attached: number;
+  prefixError?: string;
+}
+
 export interface AttachmentInfo {
   workloadId: string;
   addresses: string[];
@@ -37,6 +43,8 @@ export interface WorkloadService {
   detach(input: DetachInput, signal?: AbortSignal): Promise<void>;
   /** Resolves when ready to attach; throws ServiceError(Unavailable) otherwise. */
   status(): Promise<void>;
+  /** Details for a successful Status: prefixes in use, attachments, prefix source trouble. */
+  describe?(): StatusDetails;
   /** Verifies the attachment exists as made; FailedPrecondition/NotFound say what is missing. */
   check(input: DetachInput): Promise<void>;
   list(): Promise<AttachmentInfo[]>;

@@ -3,7 +3,6 @@
 import type { Logger } from "pino";
 import type { Ipam } from "../ipam/allocator.js";
 import type { PrefixSource } from "../ipam/prefix-source.js";
-import { formatPrefixes } from "../ipam/prefix.js";
 import type { Handle } from "../netlink/handle.js";
 import { attachWorkload } from "./attach.js";
 import { detachWorkload } from "./detach.js";
@@ -11,7 +10,7 @@ import { ServiceError, StatusCode } from "./errors.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import type { LinkReaper } from "./reaper.js";
 import type { AttachmentRegistry } from "./registry.js";
-import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, WorkloadService } from "./types.js";
+import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, StatusDetails, WorkloadService } from "./types.js";
 import { checkAttachment } from "./check.js";
 import { HOST_VETH_MAC } from "./constants.js";
 import { preview, validateNetns, validateWorkloadId } from "./validate.js";
@@ -75,8 +74,6 @@ export class WorkloadNetworkingService implements WorkloadService {
       const why = this.deps.prefixSource.lastError();
       throw new ServiceError(StatusCode.Unavailable, `no pod prefixes yet${why ? `: ${why}` : ""}`);
     }
-    const why = this.deps.prefixSource.lastError();
-    if (why) this.deps.log.debug({ err: why }, "status: serving with last good prefixes");
   }
 
   async check(input: DetachInput): Promise<void> {
@@ -106,9 +103,14 @@ export class WorkloadNetworkingService implements WorkloadService {
   }
 
   /** What Status reports in detail: prefixes, counts, and the prefix source's last error. */
-  describe(): { prefixes: string; attached: number; prefixError?: string } {
+  describe(): StatusDetails {
+    const p = this.deps.ipam.prefixes();
     const prefixError = this.deps.prefixSource.lastError();
-    return { prefixes: formatPrefixes(this.deps.ipam.prefixes()), attached: this.deps.registry.size, ...(prefixError ? { prefixError } : {}) };
+    return {
+      prefixes: [p.v4?.text, p.v6?.text].filter((x): x is string => x !== undefined),
+      attached: this.deps.registry.size,
+      ...(prefixError ? { prefixError } : {}),
+    };
   }
 
   private logCall(op: string, workloadId: string, started: number, fields: Record<string, unknown>, err?: unknown): void {
