@@ -118,6 +118,19 @@ static void *open_in_namespace(void *arg) {
   return NULL;
 }
 
+// Runs open_in_namespace on a fresh thread and waits for it; shared by the
+// synchronous and the asynchronous entry points.
+static void open_on_own_thread(struct open_job *job) {
+  pthread_t thread;
+  int rc = pthread_create(&thread, NULL, open_in_namespace, job);
+  if (rc != 0) {
+    job->err = rc;
+    job->syscall = "pthread_create";
+    return;
+  }
+  pthread_join(thread, NULL);
+}
+
 // openSocket(nsFd: number): number. nsFd < 0 means the daemon's own namespace.
 static napi_value open_socket(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -129,13 +142,7 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct open_job job = {.ns_fd = ns_fd, .fd = -1, .err = 0, .syscall = NULL};
-  pthread_t thread;
-  int rc = pthread_create(&thread, NULL, open_in_namespace, &job);
-  if (rc != 0) {
-    napi_throw(env, errno_error(env, rc, "pthread_create"));
-    return NULL;
-  }
-  pthread_join(thread, NULL);
+  open_on_own_thread(&job);
   if (job.fd < 0) {
     napi_throw(env, errno_error(env, job.err, job.syscall));
     return NULL;
@@ -143,6 +150,71 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   napi_value result;
   CHECK_NAPI(env, napi_create_int32(env, job.fd, &result));
   return result;
+}
+
+struct open_async {
+  napi_async_work work;
+  napi_deferred deferred;
+  struct open_job job;
+};
+
+static void open_async_execute(napi_env env, void *data) {
+  (void)env;
+  open_on_own_thread(&((struct open_async *)data)->job);
+}
+
+static void open_async_complete(napi_env env, napi_status status, void *data) {
+  struct open_async *op = data;
+  napi_value result;
+  if (status != napi_ok) {
+    napi_value message;
+    napi_create_string_utf8(env, "opening a netlink socket was cancelled", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &result);
+    napi_reject_deferred(env, op->deferred, result);
+  } else if (op->job.fd < 0) {
+    napi_reject_deferred(env, op->deferred, errno_error(env, op->job.err, op->job.syscall));
+  } else if (napi_create_int32(env, op->job.fd, &result) != napi_ok) {
+    close(op->job.fd);
+    napi_reject_deferred(env, op->deferred, errno_error(env, ENOMEM, "napi_create_int32"));
+  } else {
+    napi_resolve_deferred(env, op->deferred, result);
+  }
+  napi_delete_async_work(env, op->work);
+  free(op);
+}
+
+// openSocketAsync(nsFd): Promise<number>. Same as openSocket, but the thread
+// is started and joined on a worker, so the event loop never waits for it.
+static napi_value open_socket_async(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t ns_fd = -1;
+  if (argc < 1 || get_int32_arg(env, argv[0], &ns_fd) < 0) {
+    napi_throw_type_error(env, NULL, "openSocketAsync(nsFd): nsFd must be a number");
+    return NULL;
+  }
+  struct open_async *op = calloc(1, sizeof *op);
+  if (op == NULL) {
+    napi_throw(env, errno_error(env, ENOMEM, "calloc"));
+    return NULL;
+  }
+  op->job = (struct open_job){.ns_fd = ns_fd, .fd = -1, .err = 0, .syscall = NULL};
+  napi_value promise, name;
+  if (napi_create_promise(env, &op->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "netlinkOpen", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, open_async_execute, open_async_complete, op, &op->work) != napi_ok) {
+    free(op);
+    napi_throw_error(env, NULL, "openSocketAsync: could not create work");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, op->work) != napi_ok) {
+    napi_delete_async_work(env, op->work);
+    free(op);
+    napi_throw_error(env, NULL, "openSocketAsync: could not queue work");
+    return NULL;
+  }
+  return promise;
 }
 
 // nsType(fd): number, the CLONE_NEW* constant of the namespace fd refers to.
@@ -423,6 +495,7 @@ static napi_value exchange(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openSocket", NULL, open_socket, NULL, NULL, NULL, napi_default, NULL},
+      {"openSocketAsync", NULL, open_socket_async, NULL, NULL, NULL, napi_default, NULL},
       {"nsType", NULL, ns_type, NULL, NULL, NULL, napi_default, NULL},
       {"exchange", NULL, exchange, NULL, NULL, NULL, napi_default, NULL},
       {"peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_default, NULL},

@@ -20,24 +20,30 @@ export class Handle {
   private closed = false;
   private readonly maxSockets: number;
 
-  private constructor(private readonly nsFd: number, readonly where: string, opts: HandleOptions) {
+  private constructor(private readonly nsFd: number, readonly where: string, opts: HandleOptions, first: NetlinkSocket) {
     this.maxSockets = Math.max(1, opts.maxSockets ?? 1);
-    // Open the first socket now so a bad namespace fails at creation.
-    this.idle.push(NetlinkSocket.open(nsFd, where));
+    // The first socket is opened by the factory, so a bad namespace fails at creation.
+    this.idle.push(first);
     this.open = 1;
   }
 
   /** A handle in the daemon's own namespace. */
   static current(opts: HandleOptions = {}): Handle {
-    return new Handle(-1, "host namespace", opts);
+    const where = "host namespace";
+    return new Handle(-1, where, opts, NetlinkSocket.open(-1, where));
   }
 
   /**
-   * A handle in the namespace `nsFd` refers to. The fd is only used while
-   * opening sockets; the caller keeps ownership of it.
+   * A handle in the namespace `nsFd` refers to. The fd is used while opening
+   * sockets: keep it open as long as the handle may open more (maxSockets > 1).
    */
   static inNamespace(nsFd: number, where: string, opts: HandleOptions = {}): Handle {
-    return new Handle(nsFd, where, opts);
+    return new Handle(nsFd, where, opts, NetlinkSocket.open(nsFd, where));
+  }
+
+  /** Like inNamespace, without blocking the event loop for the namespace switch. */
+  static async openInNamespace(nsFd: number, where: string, opts: HandleOptions = {}): Promise<Handle> {
+    return new Handle(nsFd, where, opts, await NetlinkSocket.openAsync(nsFd, where));
   }
 
   async request(req: Request): Promise<NetlinkMessage[]> {

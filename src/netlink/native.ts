@@ -7,6 +7,8 @@ import path from "node:path";
 export interface NativeNetlink {
   /** Opens a bound NETLINK_ROUTE socket inside the namespace nsFd refers to (-1: our own). */
   openSocket(nsFd: number): number;
+  /** openSocket off the main thread: the namespace switch and socket setup run on a worker. */
+  openSocketAsync(nsFd: number): Promise<number>;
   /** The CLONE_NEW* type of a namespace fd; throws ENOTTY/EINVAL for other files. */
   nsType(fd: number): number;
   /**

@@ -532,6 +532,33 @@ describe("errors", () => {
     }
   });
 
+  it("Handle.openInNamespace opens off the main thread, in the right namespace, with the same errors", async () => {
+    const ns = createNamespace("oa");
+    try {
+      ip(["link", "add", "oaprobe", "type", "veth", "peer", "name", "oapeer"], ns.name);
+      const fd = NetnsFd.open(ns.path);
+      const h = await Handle.openInNamespace(fd.fd, ns.path);
+      try {
+        // It sees the namespace's own links, not the sandbox's.
+        assert.deepEqual((await listLinks(h)).map((l) => l.name).sort(), ["lo", "oapeer", "oaprobe"]);
+      } finally {
+        await h.close();
+        fd.close();
+      }
+    } finally {
+      ns.remove();
+    }
+    const fd = openSync("/etc/passwd", "r");
+    try {
+      await assert.rejects(
+        Handle.openInNamespace(fd, "/etc/passwd"),
+        (err: unknown) => err instanceof NetlinkError && err.code === "EINVAL" && err.message === "open netlink socket in /etc/passwd: EINVAL (setns: the fd is not a network namespace)",
+      );
+    } finally {
+      closeSync(fd);
+    }
+  });
+
   it("a closed handle refuses requests", async (t) => {
     const host = namespace(t, "h");
     const fd = NetnsFd.open(host.ns.path);

@@ -31,14 +31,16 @@ export class NetlinkSocket {
     try {
       return new NetlinkSocket(native.openSocket(nsFd), where);
     } catch (err) {
-      const wrapped = wrapSystemError(`open netlink socket in ${where}`, err);
-      // setns refuses a wrong fd with a bare errno; say what it means.
-      const e = err as { syscall?: unknown; code?: unknown };
-      if (e.syscall === "setns") {
-        wrapped.message +=
-          e.code === "EINVAL" ? " (setns: the fd is not a network namespace)" : e.code === "EBADF" ? " (setns: the namespace fd is not open)" : " (setns)";
-      }
-      throw wrapped;
+      throw describeOpenError(err, where);
+    }
+  }
+
+  /** Like open(), with the namespace switch done on a worker thread. */
+  static async openAsync(nsFd: number, where: string): Promise<NetlinkSocket> {
+    try {
+      return new NetlinkSocket(await native.openSocketAsync(nsFd), where);
+    } catch (err) {
+      throw describeOpenError(err, where);
     }
   }
 
@@ -115,4 +117,15 @@ export class NetlinkSocket {
     await this.busy;
     closeSync(this.fd);
   }
+}
+
+function describeOpenError(err: unknown, where: string): Error {
+  const wrapped = wrapSystemError(`open netlink socket in ${where}`, err);
+  // setns refuses a wrong fd with a bare errno; say what it means.
+  const e = err as { syscall?: unknown; code?: unknown };
+  if (e.syscall === "setns") {
+    wrapped.message +=
+      e.code === "EINVAL" ? " (setns: the fd is not a network namespace)" : e.code === "EBADF" ? " (setns: the namespace fd is not open)" : " (setns)";
+  }
+  return wrapped;
 }

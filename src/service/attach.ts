@@ -45,11 +45,16 @@ export async function attachWorkload(deps: AttachDeps, workloadId: string, netns
     undos.push(() => void deps.ipam.release(workloadId));
 
     const ns = NetnsFd.open(netns.netnsPath);
+    // Open the pod's netlink socket while the kernel creates the pair. The fd
+    // stays open until that has finished, whatever happens.
+    let podOpening: Promise<Handle> | undefined;
     try {
       if (ns.isOwnNamespace()) {
         // It would get the pod's default route and addresses: refuse, however the path names it.
         throw new NamespaceError(`${netns.netnsPath} is the daemon's own network namespace (the host's); a workload needs one of its own`, "EINVAL");
       }
+      podOpening = Handle.openInNamespace(ns.fd, ns.path);
+      podOpening.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
       const podMac = randomPodMac();
       const hostLink = await createPair(deps, workloadId, netns, ns, podMac);
       undos.push(() => deps.registry.releaseName(hostLink.name));
@@ -58,13 +63,14 @@ export async function attachWorkload(deps: AttachDeps, workloadId: string, netns
       const peerIndex = hostLink.parentIndex;
       if (peerIndex === undefined) throw new Error(`the kernel did not report the peer of ${hostLink.name}`);
       const [pod, host] = await Promise.allSettled([
-        configurePod(ns, netns, peerIndex, addresses),
+        podOpening.then((h) => configurePod(h, ns.path, netns, peerIndex, addresses)),
         configureHost(deps, workloadId, hostLink, addresses, formatMac(podMac)),
       ]);
       if (pod.status === "rejected") throw podFailure(pod.reason, netns);
       if (host.status === "rejected") throw host.reason;
       return { workloadId, hostIfName: hostLink.name, hostIfIndex: hostLink.index, addresses, podMac: formatMac(podMac) };
     } finally {
+      if (podOpening) await podOpening.then((h) => h.close(), () => undefined);
       ns.close();
     }
   } catch (err) {
@@ -119,28 +125,22 @@ async function createPair(deps: AttachDeps, workloadId: string, netns: NetnsAtta
 }
 
 /** Inside the pod: lo and the peer up, the addresses, on-link routes to the first hops, default routes, first-hop neighbours. */
-async function configurePod(ns: NetnsFd, netns: NetnsAttachment, peerIndex: number, addresses: string[]): Promise<void> {
-  const pod = Handle.inNamespace(ns.fd, ns.path);
-  try {
-    const where = ns.path;
-    const reqs: Request[] = [setLinkUpRequest(LOOPBACK_INDEX, true, "lo"), setLinkUpRequest(peerIndex, true, netns.ifName)];
-    for (const address of addresses) {
-      const v4 = isIPv4(address);
-      const family = v4 ? AF_INET : AF_INET6;
-      const firstHop = v4 ? FIRST_HOP_V4 : FIRST_HOP_V6;
-      const hostLen = v4 ? 32 : 128;
-      // NODAD: the address is usable (and a valid route source) at once.
-      reqs.push(addAddressRequest({ index: peerIndex, address, prefixLen: hostLen, flags: IFA_F_NODAD }, where));
-      // A dedicated on-link route rather than RTNH_F_ONLINK, which some sandboxes (gVisor) lack.
-      reqs.push(addRouteRequest({ family, dst: firstHop, dstLen: hostLen, oif: peerIndex, scope: RT_SCOPE_LINK }, where));
-      reqs.push(addRouteRequest({ family, dstLen: 0, gateway: firstHop, oif: peerIndex, src: address }, where));
-      // A permanent entry: no ARP/ND before the first packet, no wait on the host veth's DAD.
-      reqs.push(addPermanentNeighbourRequest({ index: peerIndex, address: firstHop, mac: HOST_VETH_MAC }, where));
-    }
-    throwFirstFailure(await pod.batch(reqs));
-  } finally {
-    await pod.close();
+async function configurePod(pod: Handle, where: string, netns: NetnsAttachment, peerIndex: number, addresses: string[]): Promise<void> {
+  const reqs: Request[] = [setLinkUpRequest(LOOPBACK_INDEX, true, "lo"), setLinkUpRequest(peerIndex, true, netns.ifName)];
+  for (const address of addresses) {
+    const v4 = isIPv4(address);
+    const family = v4 ? AF_INET : AF_INET6;
+    const firstHop = v4 ? FIRST_HOP_V4 : FIRST_HOP_V6;
+    const hostLen = v4 ? 32 : 128;
+    // NODAD: the address is usable (and a valid route source) at once.
+    reqs.push(addAddressRequest({ index: peerIndex, address, prefixLen: hostLen, flags: IFA_F_NODAD }, where));
+    // A dedicated on-link route rather than RTNH_F_ONLINK, which some sandboxes (gVisor) lack.
+    reqs.push(addRouteRequest({ family, dst: firstHop, dstLen: hostLen, oif: peerIndex, scope: RT_SCOPE_LINK }, where));
+    reqs.push(addRouteRequest({ family, dstLen: 0, gateway: firstHop, oif: peerIndex, src: address }, where));
+    // A permanent entry: no ARP/ND before the first packet, no wait on the host veth's DAD.
+    reqs.push(addPermanentNeighbourRequest({ index: peerIndex, address: firstHop, mac: HOST_VETH_MAC }, where));
   }
+  throwFirstFailure(await pod.batch(reqs));
 }
 
 /**

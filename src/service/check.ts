@@ -38,7 +38,7 @@ export async function checkAttachment(deps: CheckDeps, a: Attachment, netns: Net
     if (err instanceof NamespaceError && err.code === "ENOENT") throw new ServiceError(StatusCode.NotFound, `check ${id}: ${err.message}`);
     throw new ServiceError(StatusCode.InvalidArgument, `check ${id}: ${(err as Error).message}`);
   }
-  const pod = Handle.inNamespace(ns.fd, ns.path);
+  const pod = await Handle.openInNamespace(ns.fd, ns.path);
   try {
     const peer = await getLinkByName(pod, netns.ifName);
     if (peer === undefined) throw missing(`check ${id}: interface ${netns.ifName} is missing in ${netns.netnsPath}`);
