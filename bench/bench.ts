@@ -35,6 +35,7 @@
 // --profile runs the daemon under `node --cpu-prof` and prints its top
 // self-time functions during (b)'s sequential attaches and detaches (the
 // profiler slows the daemon, so the run's figures for (b)/(c) are inflated).
+import { DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -304,7 +305,7 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean): Promi
   const socket = `/run/workloadnet/${hostNs}.sock`;
   const profileDir = profile ? path.join(tmp, "cpu-prof") : undefined;
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn("ip", ["netns", "exec", hostNs, process.execPath, ...nodeArgs, DAEMON_JS, "--socket", socket, "--ipv4-prefix", DAEMON_V4, "--ipv6-prefix", DAEMON_V6], {
+  const child = spawn("ip", ["netns", "exec", hostNs, process.execPath, ...DAEMON_NODE_FLAGS, ...nodeArgs, DAEMON_JS, "--socket", socket, "--ipv4-prefix", DAEMON_V4, "--ipv6-prefix", DAEMON_V6], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

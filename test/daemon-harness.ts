@@ -4,6 +4,7 @@
 // under /run/workloadnet/, so tests do not see each other's links or routes.
 // iproute2 is the independent witness: `ip -n <hostNs>` shows the daemon's side.
 // Only inside the sandbox (test/run-in-sandbox.sh).
+import { DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync, renameSync } from "node:fs";
 import * as net from "node:net";
@@ -129,7 +130,7 @@ export class DaemonHarness {
     this.exit = undefined;
     this.closeClients();
     // `ip netns exec` execs node in place (no fork), so signals reach the daemon itself.
-    const child = spawn("ip", ["netns", "exec", this.hostNs, process.execPath, DAEMON_JS, "--socket", this.socketPath, ...this.args], {
+    const child = spawn("ip", ["netns", "exec", this.hostNs, process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_JS, "--socket", this.socketPath, ...this.args], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.child = child;
