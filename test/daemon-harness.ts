@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectClient, grpcJsClient, type ConnectTestClient, type GrpcJsTestClient } from "./grpc-clients.js";
-import { assertSandbox, createNamespace, ip, ipJson, uniqueName, type PodNamespace } from "./sandbox.js";
+import { assertSandbox, createNamespace, ip, ipJson, uniqueName, type IpLink, type IpRoute, type PodNamespace } from "./sandbox.js";
 
 /** The compiled daemon entry point, next to this file's compiled copy (dist/test -> dist/src). */
 export const DAEMON_JS = fileURLToPath(new URL("../src/cli/workloadnetd.js", import.meta.url));
@@ -33,37 +33,7 @@ export interface StartOptions {
 
 export const DEFAULT_ARGS = ["--ipv4-prefix", "10.88.0.0/24", "--ipv6-prefix", "fd00:88::/64", "--mtu", "1400"];
 
-/** `ip -json -d link` entries, the fields the tests look at. */
-export interface IpLink {
-  ifindex: number;
-  ifname: string;
-  flags: string[];
-  mtu: number;
-  operstate: string;
-  group: string;
-  address: string;
-  ifalias?: string;
-  linkinfo?: { info_kind?: string };
-}
-
-export interface IpRoute {
-  dst: string;
-  gateway?: string;
-  dev?: string;
-  protocol?: string;
-  scope?: string;
-  prefsrc?: string;
-  flags?: string[];
-}
-
-export interface IpAddrInfo {
-  family: string;
-  local: string;
-  prefixlen: number;
-  scope: string;
-  nodad?: boolean;
-  tentative?: boolean;
-}
+export type { IpAddrInfo, IpLink, IpRoute } from "./sandbox.js";
 
 export class DaemonHarness {
   readonly hostNs: string;

@@ -69,3 +69,55 @@ export async function ping(fromNs: string, address: string, iface?: string): Pro
   const r = await execIn(fromNs, ["ping", "-n", "-c", "1", "-W", "2", target]);
   return r.code === 0;
 }
+
+// The shapes of `ip -json` output the tests read (iproute2 6.1).
+
+/** `ip -json -d link` entries. */
+export interface IpLink {
+  ifindex: number;
+  ifname: string;
+  flags: string[];
+  mtu: number;
+  operstate: string;
+  group: string;
+  address: string;
+  ifalias?: string;
+  /** The peer's index when it lives in another namespace... */
+  link_index?: number;
+  /** ...or its name when it is in this one. */
+  link?: string;
+  link_netnsid?: number;
+  linkinfo?: { info_kind?: string };
+}
+
+/** One `addr_info` entry of `ip -json addr`. */
+export interface IpAddrInfo {
+  family: string;
+  local: string;
+  prefixlen: number;
+  scope: string;
+  nodad?: boolean;
+  tentative?: boolean;
+  label?: string;
+}
+
+/** `ip -json route` entries. */
+export interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string;
+  scope?: string;
+  prefsrc?: string;
+  metric?: number;
+  type?: string;
+  flags?: string[];
+}
+
+/** `ip -json neigh` entries. */
+export interface IpNeigh {
+  dst: string;
+  dev?: string;
+  lladdr?: string;
+  state: string[];
+}

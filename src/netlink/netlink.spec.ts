@@ -16,7 +16,7 @@ import { addRoute, addRouteRequest, deleteRoute, listRoutes, type Route } from "
 import { NetnsFd } from "../netns/namespace.js";
 import type { Request } from "./socket.js";
 import { decodeLink, encodeIfInfo } from "./codec/link-message.js";
-import { assertSandbox, createNamespace, ip, ipJson, type PodNamespace } from "../../test/sandbox.js";
+import { assertSandbox, createNamespace, ip, ipJson, type IpAddrInfo, type IpLink, type IpNeigh, type IpRoute, type PodNamespace } from "../../test/sandbox.js";
 
 assertSandbox();
 
@@ -41,48 +41,6 @@ function namespace(t: TestContext, prefix: string, maxSockets = 1): Ns {
   });
   ip(["link", "set", "lo", "up"], ns.name);
   return { ns, name: ns.name, fd, h };
-}
-
-interface IpLink {
-  ifindex: number;
-  ifname: string;
-  flags: string[];
-  mtu: number;
-  operstate: string;
-  group: string;
-  address: string;
-  ifalias?: string;
-  /** The peer's index when it lives in another namespace... */
-  link_index?: number;
-  /** ...or its name when it is in this one. */
-  link?: string;
-  link_netnsid?: number;
-  linkinfo?: { info_kind?: string };
-}
-interface IpAddrInfo {
-  family: string;
-  local: string;
-  prefixlen: number;
-  scope: string;
-  nodad?: boolean;
-  tentative?: boolean;
-  label?: string;
-}
-interface IpRoute {
-  dst: string;
-  gateway?: string;
-  dev?: string;
-  protocol?: string;
-  scope?: string;
-  prefsrc?: string;
-  metric?: number;
-  type?: string;
-}
-interface IpNeigh {
-  dst: string;
-  dev?: string;
-  lladdr?: string;
-  state: string[];
 }
 
 const ipLink = (name: string, ns: string): IpLink => {

@@ -50,7 +50,7 @@ export async function detachWorkload(deps: DetachDeps, workloadId: string): Prom
 }
 
 /**
- * Takes the link down and into the retiring group (traffic stops now), forgets
+ * Moves the link into the retiring group (in deferred mode also down), forgets
  * the workload, and hands the link to the reaper. Until the kernel has deleted
  * it, a placeholder owner holds the addresses and the name stays taken.
  * Resolves once retired, with a promise of the deletion (wrapped, so that
@@ -58,7 +58,10 @@ export async function detachWorkload(deps: DetachDeps, workloadId: string): Prom
  */
 async function retire(deps: DetachDeps, workloadId: string, link: Link): Promise<{ deleted: Promise<void> }> {
   try {
-    await deps.host.request(setLinkByIndexRequest(link.index, { group: deps.reaper.group }, false, link.name));
+    // Deferred: down now, so traffic stops before we answer. Sync: the delete
+    // follows at once, and a separate down would cost an extra grace period.
+    const up = deps.deferred ? false : undefined;
+    await deps.host.request(setLinkByIndexRequest(link.index, { group: deps.reaper.group }, up, link.name));
   } catch (err) {
     if (err instanceof NetlinkError && err.code === "ENODEV") {
       forget(deps, workloadId); // already gone: nothing left to wait for
