@@ -30,7 +30,7 @@
 // everything is removed at the end and what is left is counted.
 //
 //   node dist/bench/bench.js [--n 100] [--concurrency 16] [--rss-count 1000]
-//        [--profile] [--only a,a4,b,rss,c,d] [--cni PATH]
+//        [--profile] [--only a,a4,b,rss,c,d] [--cni PATH] [--detach-mode sync|deferred]
 //
 // --profile runs the daemon under `node --cpu-prof` and prints its top
 // self-time functions during (b)'s sequential attaches and detaches (the
@@ -83,10 +83,14 @@ interface Options {
   profile: boolean;
   only: Set<string>;
   cni: string | undefined;
+  /** The daemon's --detach-mode. */
+  detachMode: "sync" | "deferred";
 }
 
+const daemonLabel = (o: Options): string => `(b) workloadnetd, gRPC${o.detachMode === "deferred" ? ", deferred detach" : ""}`;
+
 function parseOptions(argv: string[]): Options {
-  const o: Options = { n: 100, concurrency: 16, rssCount: 1000, profile: false, only: new Set(ALL_PARTS), cni: undefined };
+  const o: Options = { n: 100, concurrency: 16, rssCount: 1000, profile: false, only: new Set(ALL_PARTS), cni: undefined, detachMode: "sync" };
   const int = (flag: string, raw: string | undefined, min: number, max: number): number => {
     const v = Number(raw);
     if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${flag} must be an integer from ${min} to ${max}, not ${raw}`);
@@ -117,6 +121,12 @@ function parseOptions(argv: string[]): Options {
       case "--cni":
         o.cni = value();
         break;
+      case "--detach-mode": {
+        const mode = value();
+        if (mode !== "sync" && mode !== "deferred") throw new Error(`--detach-mode must be sync or deferred, not ${mode}`);
+        o.detachMode = mode;
+        break;
+      }
       default:
         throw new Error(`unknown argument ${argv[i]}`);
     }
@@ -301,11 +311,11 @@ interface Daemon {
   profileDir: string | undefined;
 }
 
-async function startDaemon(hostNs: string, tmp: string, profile: boolean): Promise<Daemon> {
+async function startDaemon(hostNs: string, tmp: string, profile: boolean, detachMode: "sync" | "deferred"): Promise<Daemon> {
   const socket = `/run/workloadnet/${hostNs}.sock`;
   const profileDir = profile ? path.join(tmp, "cpu-prof") : undefined;
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn("ip", ["netns", "exec", hostNs, process.execPath, ...DAEMON_NODE_FLAGS, ...nodeArgs, DAEMON_JS, "--socket", socket, "--ipv4-prefix", DAEMON_V4, "--ipv6-prefix", DAEMON_V6], {
+  const child = spawn("ip", ["netns", "exec", hostNs, process.execPath, ...DAEMON_NODE_FLAGS, ...nodeArgs, DAEMON_JS, "--socket", socket, "--ipv4-prefix", DAEMON_V4, "--ipv6-prefix", DAEMON_V6, "--detach-mode", detachMode], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -746,9 +756,9 @@ async function main(): Promise<void> {
       ip(["link", "set", "lo", "up"], hostNs.name);
       progress(`(b) starting the daemon in ${hostNs.name}${opts.profile ? " under --cpu-prof" : ""}`);
       try {
-        daemon = await startDaemon(hostNs.name, tmp, opts.profile);
+        daemon = await startDaemon(hostNs.name, tmp, opts.profile, opts.detachMode);
       } catch (err) {
-        results.push(emptyResult("(b) workloadnetd, gRPC", (err as Error).message));
+        results.push(emptyResult(daemonLabel(opts), (err as Error).message));
       }
       if (daemon) {
         startKiB = vmRssKiB(daemon.pid);
@@ -762,7 +772,7 @@ async function main(): Promise<void> {
           await pool(n, C, (i) => drv.detach(warmIds[i]!, pods[i]!, "eth0").catch(() => undefined));
         }
         progress("(b) attach/detach over gRPC");
-        const r = await runWorkload("(b) workloadnetd, gRPC", "b", drv, pods, opts);
+        const r = await runWorkload(daemonLabel(opts), "b", drv, pods, opts);
         results.push(r);
         if (r.windows.seqAttach) profileWindows.push({ label: "(b) sequential attaches", w: r.windows.seqAttach });
         if (r.windows.seqDetach) profileWindows.push({ label: "(b) sequential detaches", w: r.windows.seqDetach });
