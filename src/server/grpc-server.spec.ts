@@ -269,7 +269,7 @@ describe("gRPC server with a running service", () => {
       );
     });
     assert.ok(err, "the call must fail");
-    // Connect itself says INTERNAL "parse binary: ..."; the server turns it into INVALID_ARGUMENT.
+    // grpc-js itself would say INTERNAL "Error deserializing request"; the server says INVALID_ARGUMENT.
     assert.equal(err.code, grpc.status.INVALID_ARGUMENT, err.details);
     assert.match(err.details, /^malformed request message: /);
     assert.doesNotMatch(err.details, /\n\s+at /);

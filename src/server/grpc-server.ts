@@ -1,38 +1,24 @@
 // Serves a WorkloadService as the gRPC service WorkloadNetworking on a unix
-// socket: HTTP/2 cleartext from node:http2, gRPC framing from connect-node
-// (only the gRPC protocol is enabled, so any gRPC client works unchanged).
+// socket, with @grpc/grpc-js. The listening socket is our own net.Server (it
+// may share the socket with the CNI forwarder's protocol, see
+// protocol-sniff.ts); each gRPC connection is judged once, as it is accepted,
+// from the peer's credentials (peer-auth.ts), and handed to one of two grpc-js
+// servers through a connection injector: the real one, or one that answers
+// every call with PERMISSION_DENIED without reading the request.
 
-import * as http2 from "node:http2";
 import * as net from "node:net";
 import { chmod, chown, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
-import {
-  Code,
-  ConnectError,
-  createContextKey,
-  createContextValues,
-  type ConnectRouter,
-  type HandlerContext,
-} from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { WorkloadNetworking, type NetNSAttachment } from "../gen/workload_pb.js";
+import * as grpc from "@grpc/grpc-js";
+import type { NetNSAttachment } from "../gen/workload_pb.js";
 import { ServiceError } from "../service/errors.js";
 import type { NetnsAttachment, WorkloadService } from "../service/types.js";
-import { fixGrpcStatusOf } from "./grpc-trailers.js";
-import { PeerAuthorizer, secureSocketDirectory, type AccessDecision } from "./peer-auth.js";
+import { PeerAuthorizer, secureSocketDirectory, type AccessDecision, type HandleLike } from "./peer-auth.js";
 import { createSniffingServer } from "./protocol-sniff.js";
 import { ipToBytes } from "./ip-bytes.js";
-
-/**
- * The socket of the calling peer, available to handlers as
- * `ctx.values.get(peerSocketKey)`. The peer's credentials (SO_PEERCRED) are
- * checked before any handler runs (see peer-auth.ts).
- */
-export const peerSocketKey = createContextKey<Socket | undefined>(undefined, {
-  description: "socket of the calling peer",
-});
+import { MalformedRequest, workloadNetworkingDefinition, type WorkloadNetworkingHandlers } from "./service-definition.js";
 
 export interface GrpcServerOptions {
   /** Path of the unix socket to listen on. */
@@ -66,6 +52,20 @@ const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 /** Requests are a few hundred bytes; refuse anything absurd early. */
 const READ_MAX_BYTES = 1 << 20;
 
+const SERVER_OPTIONS: grpc.ServerOptions = {
+  "grpc.max_receive_message_length": READ_MAX_BYTES,
+  // No channelz: nobody queries it, and it costs on every call.
+  "grpc.enable_channelz": 0,
+  // Node's own default (grpc-js would lift the limit): what one connection may buffer.
+  "grpc-node.max_session_memory": 10,
+};
+
+/** A refused connection, found again from its calls by the token set as its remoteAddress. */
+interface RefusedConnection {
+  handle: HandleLike;
+  decision: AccessDecision;
+}
+
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
   const { socketPath, service, logger } = options;
   const log = logger.child({ component: "grpc-server" });
@@ -74,46 +74,70 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   await prepareSocketPath(socketPath, options.socketGroup, log);
   const auth = new PeerAuthorizer({ log, ...(options.socketGroup !== undefined ? { socketGroup: options.socketGroup } : {}) });
 
-  const handler = connectNodeAdapter({
-    grpc: true,
-    grpcWeb: false,
-    connect: false,
-    readMaxBytes: READ_MAX_BYTES,
-    routes: (router) => registerRoutes(router, service, log),
-    contextValues: (req) => createContextValues().set(peerSocketKey, req.socket as Socket),
-  });
+  const server = new grpc.Server(SERVER_OPTIONS);
+  // Calls in progress, so a forced shutdown can abort their signals at once.
+  const running = new Set<AbortController>();
+  server.addService(workloadNetworkingDefinition, serviceHandlers(service, { log, running }));
+  const insecure = grpc.ServerCredentials.createInsecure();
+  const allowedConnections = server.createConnectionInjector(insecure);
 
-  const server = http2.createServer({}, (req, res) => {
-    if (!auth.admit(req, res)) return;
-    fixGrpcStatusOf(res);
-    handler(req, res);
-  });
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-  });
-  // A broken client connection must never take the daemon down.
-  server.on("sessionError", (err) => log.debug({ err }, "client session error"));
+  // Callers that are not allowed: every call is answered by the interceptor,
+  // before its request is read; the handlers are a second lock that is never reached.
+  const refused = new Map<string, RefusedConnection>();
+  let refusedCount = 0;
+  const refuseAll: grpc.ServerInterceptor = (method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: () => {
+        const conn = refused.get(call.getConnectionInfo().remoteAddress ?? "");
+        const decision: AccessDecision = conn?.decision ?? { allowed: false, peer: undefined, reason: "permission denied" };
+        auth.logRefusal(conn?.handle, decision, method.path);
+        call.sendStatus({ code: grpc.status.PERMISSION_DENIED, details: decision.allowed ? "permission denied" : decision.reason });
+      },
+    });
+  const deniedServer = new grpc.Server({ ...SERVER_OPTIONS, interceptors: [refuseAll] });
+  deniedServer.addService(workloadNetworkingDefinition, deniedHandlers());
+  const deniedConnections = deniedServer.createConnectionInjector(insecure);
+
+  let closing: Promise<void> | undefined;
+  const grpcSockets = new Set<Socket>();
+  const toGrpc = (socket: Socket): void => {
+    const handle = socketHandle(socket);
+    if (closing !== undefined || handle === undefined) {
+      socket.destroy();
+      return;
+    }
+    grpcSockets.add(socket);
+    socket.once("close", () => grpcSockets.delete(socket));
+    const decision = auth.decide(handle);
+    if (decision.allowed) {
+      allowedConnections.injectConnection(socket);
+      return;
+    }
+    // The refusal is made known to the denied server's calls through the
+    // connection's remoteAddress (a unix socket has none of its own).
+    const token = `refused-connection-${++refusedCount}`;
+    Object.defineProperty(socket, "remoteAddress", { value: token, configurable: true });
+    refused.set(token, { handle, decision });
+    socket.once("close", () => refused.delete(token));
+    deniedConnections.injectConnection(socket);
+  };
 
   // With a side protocol the listening socket is shared: each connection is
-  // sniffed, then handed to the HTTP/2 server or to the side protocol.
+  // sniffed, then handed to gRPC or to the side protocol.
   const side = options.sideProtocol;
   const sideSockets = new Set<Socket>();
-  const toHttp2 = (socket: Socket): boolean => server.emit("connection", socket);
   const listener = side
     ? createSniffingServer({
         magic: side.magic,
         onMagic: (socket) => {
           sideSockets.add(socket);
           socket.once("close", () => sideSockets.delete(socket));
-          const handle = (socket as unknown as { _handle?: { fd?: number } | null })._handle ?? undefined;
-          side.onConnection(socket, auth.decide(handle));
+          side.onConnection(socket, auth.decide(socketHandle(socket)));
         },
-        onOther: toHttp2,
+        onOther: toGrpc,
         onDropped: (reason) => log.debug({ reason }, "connection dropped before its protocol was known"),
       })
-    : net.createServer(toHttp2);
+    : net.createServer(toGrpc);
 
   await listen(listener, socketPath);
   try {
@@ -125,19 +149,21 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   } catch (err) {
     await new Promise<void>((resolve) => listener.close(() => resolve()));
     await unlink(socketPath).catch(() => undefined);
+    server.forceShutdown();
+    deniedServer.forceShutdown();
     throw new Error(`cannot set permissions of socket ${socketPath}: ${errorText(err)}`, {
       cause: err,
     });
   }
   log.info({ socket: socketPath, socketGroup: options.socketGroup }, "gRPC server listening");
 
-  let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      log.info({ socket: socketPath, openConnections: sessions.size }, "gRPC server stopping");
+      log.info({ socket: socketPath, openConnections: grpcSockets.size + sideSockets.size }, "gRPC server stopping");
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       // GOAWAY to every client: no new calls, running calls continue.
-      for (const session of sessions) session.close();
+      server.tryShutdown(() => undefined);
+      deniedServer.tryShutdown(() => undefined);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         closed.then(() => false),
@@ -148,10 +174,13 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       clearTimeout(timer);
       if (timedOut) {
         log.warn(
-          { sessions: sessions.size, timeoutMs: shutdownTimeoutMs },
+          { connections: grpcSockets.size, timeoutMs: shutdownTimeoutMs },
           "calls still running at shutdown deadline; closing their connections",
         );
-        for (const session of sessions) session.destroy();
+        server.forceShutdown();
+        deniedServer.forceShutdown();
+        for (const controller of running) controller.abort();
+        for (const socket of grpcSockets) socket.destroy();
         for (const socket of sideSockets) socket.destroy();
         await closed;
       }
@@ -166,68 +195,117 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   return { address: socketPath, close };
 }
 
-function registerRoutes(router: ConnectRouter, service: WorkloadService, log: Logger): void {
-  router.service(WorkloadNetworking, {
-    attach: (req, ctx) =>
-      handle("Attach", ctx, log, async () => {
-        const out = await service.attach(
-          { workloadId: req.workloadId, netns: toNetns(req.netns) },
-          ctx.signal,
-        );
-        return { ip: out.addresses.map(ipToBytes), hostIfName: out.hostIfName, hostMac: out.hostMac, mac: out.podMac };
-      }),
-    detach: (req, ctx) =>
-      handle("Detach", ctx, log, async () => {
-        await service.detach({ workloadId: req.workloadId, netns: toNetns(req.netns) }, ctx.signal);
-        return {};
-      }),
-    status: (_req, ctx) =>
-      handle("Status", ctx, log, async () => {
-        await service.status();
-        const d = service.describe?.();
-        return d === undefined ? {} : { prefixes: d.prefixes, attached: d.attached, prefixError: d.prefixError ?? "" };
-      }),
-    check: (req, ctx) =>
-      handle("Check", ctx, log, async () => {
-        await service.check({ workloadId: req.workloadId, netns: toNetns(req.netns) });
-        return {};
-      }),
-    list: (_req, ctx) =>
-      handle("List", ctx, log, async () => {
-        const all = await service.list();
-        return { attachments: all.map((a) => ({ workloadId: a.workloadId, ip: a.addresses.map(ipToBytes), hostIfName: a.hostIfName })) };
-      }),
-    gC: (req, ctx) =>
-      handle("GC", ctx, log, async () => ({ removedWorkloadIds: await service.gc(req.keepWorkloadIds) })),
-  });
+/** The connection's kernel handle (fd), while it is open. */
+function socketHandle(socket: Socket): HandleLike | undefined {
+  return (socket as unknown as { _handle?: HandleLike | null })._handle ?? undefined;
+}
+
+interface CallContext {
+  log: Logger;
+  running: Set<AbortController>;
+}
+
+function serviceHandlers(service: WorkloadService, ctx: CallContext): WorkloadNetworkingHandlers {
+  return {
+    attach: unary("Attach", ctx, async (req, signal) => {
+      const out = await service.attach({ workloadId: req.workloadId, netns: toNetns(req.netns) }, signal);
+      return { ip: out.addresses.map(ipToBytes), hostIfName: out.hostIfName, hostMac: out.hostMac, mac: out.podMac };
+    }),
+    detach: unary("Detach", ctx, async (req, signal) => {
+      await service.detach({ workloadId: req.workloadId, netns: toNetns(req.netns) }, signal);
+      return {};
+    }),
+    status: unary("Status", ctx, async () => {
+      await service.status();
+      const d = service.describe?.();
+      return d === undefined ? {} : { prefixes: d.prefixes, attached: d.attached, prefixError: d.prefixError ?? "" };
+    }),
+    check: unary("Check", ctx, async (req) => {
+      await service.check({ workloadId: req.workloadId, netns: toNetns(req.netns) });
+      return {};
+    }),
+    list: unary("List", ctx, async () => {
+      const all = await service.list();
+      return { attachments: all.map((a) => ({ workloadId: a.workloadId, ip: a.addresses.map(ipToBytes), hostIfName: a.hostIfName })) };
+    }),
+    gc: unary("GC", ctx, async (req) => ({ removedWorkloadIds: await service.gc(req.keepWorkloadIds) })),
+  };
+}
+
+/** For the denied server: never reached (its interceptor answers first), and refusing if it were. */
+function deniedHandlers(): grpc.UntypedServiceImplementation {
+  const refuse: grpc.handleUnaryCall<unknown, never> = (_call, callback) =>
+    callback({ code: grpc.status.PERMISSION_DENIED, details: "permission denied" });
+  return Object.fromEntries(Object.keys(workloadNetworkingDefinition).map((name) => [name, refuse]));
 }
 
 function toNetns(netns: NetNSAttachment | undefined): NetnsAttachment | undefined {
   return netns === undefined ? undefined : { netnsPath: netns.netnsPath, ifName: netns.ifName };
 }
 
-/** Runs a call and turns whatever it throws into a gRPC status for the client. */
-async function handle<T>(
+/**
+ * A unary handler: a malformed request is INVALID_ARGUMENT; otherwise `run`
+ * gets the request and a signal that aborts when the client cancels (or its
+ * deadline passes), and whatever it throws becomes a gRPC status.
+ */
+function unary<Req, Res>(
   method: string,
-  ctx: HandlerContext,
-  log: Logger,
-  fn: () => Promise<T>,
-): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ServiceError) {
-      // Our StatusCode numbers are the gRPC ones, and so are Connect's.
-      throw new ConnectError(err.message, err.code as number as Code);
+  { log, running }: CallContext,
+  run: (req: Req, signal: AbortSignal) => Promise<Res>,
+): grpc.handleUnaryCall<Req | MalformedRequest, Res> {
+  return (call, callback) => {
+    const req = call.request;
+    if (req instanceof MalformedRequest) {
+      callback({ code: grpc.status.INVALID_ARGUMENT, details: wellFormed(req.message) });
+      return;
     }
-    if (err instanceof ConnectError) throw err;
-    if (ctx.signal.aborted) {
-      log.debug({ method, err }, "call failed after the client went away");
-      throw new ConnectError("call cancelled", Code.Canceled);
+    const controller = new AbortController();
+    running.add(controller);
+    let finished = false;
+    // grpc-js also says "cancelled" once a call has been answered; only a call still running is aborted.
+    call.on("cancelled", () => {
+      if (!finished) controller.abort();
+    });
+    let result: Promise<Res>;
+    try {
+      result = run(req, controller.signal);
+    } catch (err) {
+      result = Promise.reject(err);
     }
-    log.error({ method, err }, "unexpected error in call");
-    throw new ConnectError(`internal error in ${method}; see the daemon's log`, Code.Internal);
+    result
+      .then(
+        (res) => {
+          finished = true;
+          running.delete(controller);
+          callback(null, res);
+        },
+        (err: unknown) => {
+          finished = true;
+          running.delete(controller);
+          callback(toStatus(method, err, controller.signal, log));
+        },
+      )
+      .catch((err: unknown) => log.error({ method, err }, "cannot send the answer of a call"));
+  };
+}
+
+/** Turns whatever a call threw into a gRPC status for the client. */
+function toStatus(method: string, err: unknown, signal: AbortSignal, log: Logger): Partial<grpc.StatusObject> {
+  if (err instanceof ServiceError) {
+    // Our StatusCode numbers are the gRPC ones.
+    return { code: err.code as number as grpc.status, details: wellFormed(err.message) };
   }
+  if (signal.aborted) {
+    log.debug({ method, err }, "call failed after the client went away");
+    return { code: grpc.status.CANCELLED, details: "call cancelled" };
+  }
+  log.error({ method, err }, "unexpected error in call");
+  return { code: grpc.status.INTERNAL, details: `internal error in ${method}; see the daemon's log` };
+}
+
+/** grpc-js percent-encodes messages with encodeURI, which throws on a lone surrogate. */
+function wellFormed(text: string): string {
+  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
 }
 
 /**

@@ -4,13 +4,14 @@
 //    the daemon's user (root) and the configured socket group, so nobody else
 //    can even connect (secureSocketDirectory here; the socket's own mode is set
 //    by the server right after listen).
-// 2. The peer's credentials, checked on every call: the kernel records the
-//    connecting process's pid, uid and gid (SO_PEERCRED) and its supplementary
-//    groups (SO_PEERGROUPS) when it calls connect(), so the check is made once
-//    per connection and cached. Allowed: uid 0, the daemon's own uid (the
-//    socket's owner), and members of the socket group, by primary gid or a
-//    supplementary group. Anyone else gets PERMISSION_DENIED before their
-//    request is even read, and the attempt is logged with uid and pid.
+// 2. The peer's credentials, which decide what every call on a connection
+//    gets: the kernel records the connecting process's pid, uid and gid
+//    (SO_PEERCRED) and its supplementary groups (SO_PEERGROUPS) when it calls
+//    connect(), so the check is made once per connection, as it is accepted.
+//    Allowed: uid 0, the daemon's own uid (the socket's owner), and members of
+//    the socket group, by primary gid or a supplementary group. Anyone else
+//    gets PERMISSION_DENIED for every call, before their request is even read,
+//    and the attempt is logged with uid and pid (grpc-server.ts).
 //
 // Why SO_PEERGROUPS rather than /proc/<pid>/status or getgrouplist(): it is the
 // groups the process really had at connect(), taken atomically by the kernel.
@@ -23,11 +24,9 @@
 
 import { readFileSync } from "node:fs";
 import { chmod, chown, readdir, stat } from "node:fs/promises";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { native } from "../netlink/native.js";
-import { encodeGrpcMessage } from "./grpc-trailers.js";
 
 /** Who is at the other end of a connection. */
 export interface PeerIdentity {
@@ -58,10 +57,8 @@ export interface PeerAuthOptions {
   procGroups?: (pid: number) => number[];
 }
 
-const GRPC_PERMISSION_DENIED = "7";
-
 /** The connection's kernel handle: one object per connection, whatever wraps it. */
-interface HandleLike {
+export interface HandleLike {
   fd?: number;
 }
 
@@ -80,39 +77,7 @@ export class PeerAuthorizer {
     this.procGroups = options.procGroups ?? groupsFromProc;
   }
 
-  /**
-   * For the HTTP/2 request handler, before anything else: true when the call
-   * may go on; otherwise the call has been answered with PERMISSION_DENIED.
-   */
-  admit(req: Http2ServerRequest, res: Http2ServerResponse): boolean {
-    const handle = (req.socket as unknown as { _handle?: HandleLike | null })._handle ?? undefined;
-    const decision = this.decide(handle);
-    if (decision.allowed) return true;
-    this.logRefusal(handle, decision, req.url);
-    const stream = res.stream;
-    try {
-      if (!res.headersSent && !stream.destroyed) {
-        // A trailers-only gRPC response: one HEADERS frame with the status and END_STREAM.
-        stream.respond(
-          {
-            ":status": 200,
-            "content-type": "application/grpc",
-            "grpc-status": GRPC_PERMISSION_DENIED,
-            "grpc-message": encodeGrpcMessage(decision.reason),
-          },
-          { endStream: true },
-        );
-      }
-    } catch {
-      // The client is gone already; nobody to answer.
-      stream.destroy();
-    }
-    // The request body is never looked at; let it drain away.
-    req.resume();
-    return false;
-  }
-
-  /** The decision for a connection, made on its first call and cached. */
+  /** The decision for a connection (by its kernel handle), made once and cached. */
   decide(handle: HandleLike | undefined): AccessDecision {
     if (handle === undefined || handle === null) {
       return { allowed: false, peer: undefined, reason: "permission denied: the connection is already closed" };
@@ -164,7 +129,11 @@ export class PeerAuthorizer {
     return this.procGroups(pid);
   }
 
-  private logRefusal(handle: HandleLike | undefined, decision: AccessDecision, path: string): void {
+  /**
+   * Logs a call refused by `decision`: at warn for the connection's first
+   * refused call, at debug for the rest.
+   */
+  logRefusal(handle: HandleLike | undefined, decision: AccessDecision, path: string): void {
     const fields = { uid: decision.peer?.uid, gid: decision.peer?.gid, pid: decision.peer?.pid, method: path, reason: decision.allowed ? undefined : decision.reason };
     // Once per connection at warn, so a client looping on refused calls cannot flood the log.
     if (handle !== undefined && handle !== null && this.reported.has(handle)) {
