@@ -42,7 +42,7 @@ import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSy
 import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { connectClient, type ConnectTestClient } from "../test/grpc-clients.js";
+import { connectClient, grpcJsClient, type ConnectTestClient, type GrpcJsTestClient } from "../test/grpc-clients.js";
 import { assertSandbox, createNamespace, ip, type PodNamespace } from "../test/sandbox.js";
 import {
   childrenCpuMs,
@@ -305,6 +305,8 @@ interface Daemon {
   hostNs: string;
   socket: string;
   client: ConnectTestClient;
+  /** The official gRPC client (as a runtime would use one), for the timed calls. */
+  rpc: GrpcJsTestClient;
   child: ChildProcess;
   exited: Promise<void>;
   output(): string;
@@ -358,11 +360,14 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
     const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
     if (kids.length === 1) pid = Number(kids[0]);
   }
-  return { pid, hostNs, socket, client, child, exited, output: () => out, profileDir };
+  const rpc = grpcJsClient(socket);
+  await rpc.status(); // connect now, not in the first timed call
+  return { pid, hostNs, socket, client, rpc, child, exited, output: () => out, profileDir };
 }
 
 async function stopDaemon(d: Daemon): Promise<void> {
   d.client.close();
+  d.rpc.close();
   d.child.kill("SIGTERM");
   const timer = setTimeout(() => d.child.kill("SIGKILL"), 20_000);
   await d.exited;
@@ -372,11 +377,11 @@ async function stopDaemon(d: Daemon): Promise<void> {
 function daemonDriver(d: Daemon): Driver {
   return {
     attach: async (id, pod, ifName) => {
-      const res = await d.client.client.attach({ workloadId: id, netns: { netnsPath: pod.path, ifName } });
+      const res = await d.rpc.attach({ workloadId: id, netns: { netnsPath: pod.path, ifName } });
       if (res.ip.length !== 2) throw new Error(`attach ${id.slice(0, 12)}: expected 2 addresses, got ${res.ip.length}`);
     },
     detach: async (id, pod, ifName) => {
-      await d.client.client.detach({ workloadId: id, netns: { netnsPath: pod.path, ifName } });
+      await d.rpc.detach({ workloadId: id, netns: { netnsPath: pod.path, ifName } });
     },
     cpu: () => ({ daemon: processCpuMs(d.pid) }),
   };
@@ -926,7 +931,7 @@ async function main(): Promise<void> {
           "(no IFA_F_NODAD) before it returns; the daemon sets NODAD and permanent neighbours instead.",
       );
     }
-    console.log("  (b): after one untimed warm-up round; one HTTP/2 connection for all callers, as a runtime would hold; the daemon logs one line per call at info (to a pipe).");
+    console.log("  (b): after one untimed warm-up round; calls through @grpc/grpc-js, one connection for all callers, as a runtime would hold; the daemon logs one line per call at info (to a pipe).");
     console.log("  (c): the same daemon as (b), warm; each ADD/DEL is a fresh plugin process with its own connection.");
 
     if (daemon?.profileDir) {
