@@ -3,39 +3,18 @@
 // - grpcJsClient: @grpc/grpc-js with proto/workload.proto loaded at run time,
 //   an independent gRPC implementation for interop checks.
 
-import * as net from "node:net";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { WorkloadNetworking } from "../src/gen/workload_pb.js";
+import { connectDaemon, type DaemonClient } from "../src/client/daemon-client.js";
 
 export const SERVICE_NAME = "metropolis.node.core.network.workloads.WorkloadNetworking";
 
-export interface ConnectTestClient {
-  client: Client<typeof WorkloadNetworking>;
-  /** Closes the HTTP/2 connection. */
-  close(): void;
-}
+export type ConnectTestClient = DaemonClient;
 
-/**
- * A Connect gRPC client over a unix socket. The transport's HTTP/2 session is
- * opened with `createConnection` returning a unix socket stream; the base URL
- * only provides the :authority and the path prefix.
- */
-export function connectClient(socketPath: string): ConnectTestClient {
-  const baseUrl = "http://localhost";
-  const sessionManager = new Http2SessionManager(baseUrl, undefined, {
-    createConnection: () => net.connect(socketPath),
-  });
-  const transport = createGrpcTransport({ baseUrl, sessionManager });
-  return {
-    client: createClient(WorkloadNetworking, transport),
-    close: () => sessionManager.abort(),
-  };
-}
+/** A Connect gRPC client over a unix socket (the same one workloadnetctl uses). */
+export const connectClient = (socketPath: string): ConnectTestClient => connectDaemon(socketPath);
 
 export interface NetNSAttachmentJs {
   netnsPath?: string;

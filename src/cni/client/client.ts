@@ -5,10 +5,9 @@
 // The workload id is the K8S_POD_UID label (or argument) when given, the
 // container id otherwise: the same rule as the CNI plugin, so a pod attached
 // one way can be removed the other.
-import * as net from "node:net";
-import { Code, ConnectError, createClient, type CallOptions, type Client } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { WorkloadNetworking } from "../../gen/workload_pb.js";
+import { Code, ConnectError, type CallOptions, type Client } from "@connectrpc/connect";
+import { connectDaemon, type DaemonClient } from "../../client/daemon-client.js";
+import type { WorkloadNetworking } from "../../gen/workload_pb.js";
 import { bufferToAddress } from "../../ipam/address.js";
 import { FIRST_HOP_V4, FIRST_HOP_V6 } from "../../service/constants.js";
 import type { CNI, ClientSettings, ConfigResult, Namespace, NamespaceOpt, Opt, Result, Unsupported } from "./types.js";
@@ -42,7 +41,7 @@ class WorkloadnetCni implements CNI {
     ignored: [],
     logger: { warn: (fields, message) => process.emitWarning(`${message} ${JSON.stringify(fields)}`, { code: "WORKLOADNET_CNI_UNSUPPORTED" }) },
   };
-  private connection: { client: Client<typeof WorkloadNetworking>; sessions: Http2SessionManager; socketPath: string } | undefined;
+  private connection: (DaemonClient & { socketPath: string }) | undefined;
 
   constructor(opts: Opt[]) {
     for (const opt of opts) opt(this.settings);
@@ -113,7 +112,7 @@ class WorkloadnetCni implements CNI {
   }
 
   close(): void {
-    this.connection?.sessions.abort();
+    this.connection?.close();
     this.connection = undefined;
   }
 
@@ -164,11 +163,7 @@ class WorkloadnetCni implements CNI {
     const socketPath = this.settings.socketPath;
     if (this.connection?.socketPath !== socketPath) {
       this.close();
-      // The URL only names the :authority; the connection is the unix socket.
-      const baseUrl = "http://localhost";
-      const sessions = new Http2SessionManager(baseUrl, undefined, { createConnection: () => net.connect(socketPath) });
-      const client = createClient(WorkloadNetworking, createGrpcTransport({ baseUrl, sessionManager: sessions }));
-      this.connection = { client, sessions, socketPath };
+      this.connection = { ...connectDaemon(socketPath), socketPath };
     }
     return this.connection.client;
   }

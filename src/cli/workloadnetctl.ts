@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+// workloadnetctl: talk to a running workloadnetd from a shell — status, list,
+// attach, detach, check, gc. One line per result; --json for scripts.
+import { Command, CommanderError } from "commander";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { connectDaemon, type DaemonClient } from "../client/daemon-client.js";
+import { bufferToAddress } from "../ipam/address.js";
+import { DEFAULT_SOCKET_PATH } from "./config.js";
+
+interface GlobalOptions {
+  socket: string;
+  json: boolean;
+}
+
+/** Output goes through here so tests and scripts get exactly one line per result. */
+function print(json: boolean, value: unknown, text: string): void {
+  process.stdout.write(`${json ? JSON.stringify(value) : text}\n`);
+}
+
+async function withClient<T>(opts: GlobalOptions, what: string, fn: (d: DaemonClient) => Promise<T>): Promise<T> {
+  const d = connectDaemon(opts.socket);
+  try {
+    return await fn(d);
+  } catch (err) {
+    throw new Failure(what, opts.socket, err);
+  } finally {
+    d.close();
+  }
+}
+
+/** A failed call, printed as "workloadnetctl: <what>: <CODE>: <message>". */
+class Failure extends Error {
+  constructor(what: string, socket: string, err: unknown) {
+    const e = ConnectError.from(err);
+    // The socket could not be opened at all: say so, whatever code the transport chose.
+    if (/\bconnect E[A-Z]+\b/.test(e.rawMessage)) {
+      super(`${what}: ${Code[Code.Unavailable]}: cannot reach workloadnetd at ${socket}: ${e.rawMessage}`);
+      return;
+    }
+    super(`${what}: ${Code[e.code] ?? e.code}: ${e.rawMessage}`);
+  }
+}
+
+function program(): Command {
+  const cmd = new Command("workloadnetctl")
+    .description("Talk to a running workloadnetd over its unix socket.")
+    .option("--socket <path>", "the daemon's socket", DEFAULT_SOCKET_PATH)
+    .option("--json", "print JSON instead of text", false)
+    .exitOverride();
+  const globals = (): GlobalOptions => cmd.opts<GlobalOptions>();
+
+  cmd
+    .command("status")
+    .description("is the daemon ready, with which prefixes")
+    .action(async () => {
+      const o = globals();
+      const s = await withClient(o, "status", (d) => d.client.status({}));
+      const text = `ready: prefixes ${s.prefixes.join(", ") || "(none)"}; ${s.attached} attached${s.prefixError ? `; prefix source: ${s.prefixError}` : ""}`;
+      print(o.json, { prefixes: s.prefixes, attached: s.attached, prefixError: s.prefixError || undefined }, text);
+    });
+
+  cmd
+    .command("list")
+    .description("current attachments")
+    .action(async () => {
+      const o = globals();
+      const res = await withClient(o, "list", (d) => d.client.list({}));
+      for (const a of res.attachments) {
+        const addresses = a.ip.map((b) => bufferToAddress(b));
+        print(o.json, { workloadId: a.workloadId, hostIfName: a.hostIfName, addresses }, `${a.workloadId}\t${a.hostIfName}\t${addresses.join(" ")}`);
+      }
+    });
+
+  cmd
+    .command("attach <workload-id> <netns-path>")
+    .description("attach a workload's network namespace")
+    .option("--if-name <name>", "interface to create in the namespace", "eth0")
+    .action(async (id: string, netnsPath: string, sub: { ifName: string }) => {
+      const o = globals();
+      const res = await withClient(o, `attach ${id}`, (d) => d.client.attach({ workloadId: id, netns: { netnsPath, ifName: sub.ifName } }));
+      const addresses = res.ip.map((b) => bufferToAddress(b));
+      print(o.json, { workloadId: id, addresses, hostIfName: res.hostIfName, mac: res.mac }, `${id}\t${res.hostIfName}\t${addresses.join(" ")}`);
+    });
+
+  cmd
+    .command("detach <workload-id>")
+    .description("detach a workload (succeeds when it is already gone)")
+    .action(async (id: string) => {
+      const o = globals();
+      await withClient(o, `detach ${id}`, (d) => d.client.detach({ workloadId: id }));
+      print(o.json, { workloadId: id, detached: true }, `${id}\tdetached`);
+    });
+
+  cmd
+    .command("check <workload-id> <netns-path>")
+    .description("verify an attachment against the kernel")
+    .option("--if-name <name>", "interface in the namespace", "eth0")
+    .action(async (id: string, netnsPath: string, sub: { ifName: string }) => {
+      const o = globals();
+      await withClient(o, `check ${id}`, (d) => d.client.check({ workloadId: id, netns: { netnsPath, ifName: sub.ifName } }));
+      print(o.json, { workloadId: id, ok: true }, `${id}\tok`);
+    });
+
+  cmd
+    .command("gc [keep...]")
+    .description("detach every attachment except the workload ids given")
+    .action(async (keep: string[]) => {
+      const o = globals();
+      const res = await withClient(o, "gc", (d) => d.client.gC({ keepWorkloadIds: keep }));
+      for (const id of res.removedWorkloadIds) print(o.json, { workloadId: id, removed: true }, `${id}\tremoved`);
+    });
+  return cmd;
+}
+
+async function main(): Promise<void> {
+  try {
+    await program().parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode); // commander has printed it
+    process.stderr.write(`workloadnetctl: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+void main();
