@@ -60,6 +60,18 @@ static int get_int32_arg(napi_env env, napi_value value, int32_t *out) {
   return napi_get_value_int32(env, value, out) == napi_ok ? 0 : -1;
 }
 
+// Reads the only argument, an integer >= min; throws a TypeError with `usage` otherwise.
+static bool int_arg(napi_env env, napi_callback_info info, const char *usage, int32_t min, int32_t *out) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      get_int32_arg(env, argv[0], out) < 0 || *out < min) {
+    napi_throw_type_error(env, NULL, usage);
+    return false;
+  }
+  return true;
+}
+
 // ---- opening a socket inside a namespace ---------------------------------
 
 struct open_job {
@@ -133,14 +145,8 @@ static void open_on_own_thread(struct open_job *job) {
 
 // openSocket(nsFd: number): number. nsFd < 0 means the daemon's own namespace.
 static napi_value open_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t ns_fd = -1;
-  if (argc < 1 || get_int32_arg(env, argv[0], &ns_fd) < 0) {
-    napi_throw_type_error(env, NULL, "openSocket(nsFd): nsFd must be a number");
-    return NULL;
-  }
+  int32_t ns_fd;
+  if (!int_arg(env, info, "openSocket(nsFd): nsFd must be an integer (-1: our own namespace)", -1, &ns_fd)) return NULL;
   struct open_job job = {.ns_fd = ns_fd, .fd = -1, .err = 0, .syscall = NULL};
   open_on_own_thread(&job);
   if (job.fd < 0) {
@@ -186,14 +192,8 @@ static void open_async_complete(napi_env env, napi_status status, void *data) {
 // openSocketAsync(nsFd): Promise<number>. Same as openSocket, but the thread
 // is started and joined on a worker, so the event loop never waits for it.
 static napi_value open_socket_async(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t ns_fd = -1;
-  if (argc < 1 || get_int32_arg(env, argv[0], &ns_fd) < 0) {
-    napi_throw_type_error(env, NULL, "openSocketAsync(nsFd): nsFd must be a number");
-    return NULL;
-  }
+  int32_t ns_fd;
+  if (!int_arg(env, info, "openSocketAsync(nsFd): nsFd must be an integer (-1: our own namespace)", -1, &ns_fd)) return NULL;
   struct open_async *op = calloc(1, sizeof *op);
   if (op == NULL) {
     napi_throw(env, errno_error(env, ENOMEM, "calloc"));
@@ -219,14 +219,8 @@ static napi_value open_socket_async(napi_env env, napi_callback_info info) {
 
 // nsType(fd): number, the CLONE_NEW* constant of the namespace fd refers to.
 static napi_value ns_type(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  if (argc < 1 || get_int32_arg(env, argv[0], &fd) < 0) {
-    napi_throw_type_error(env, NULL, "nsType(fd): fd must be a number");
-    return NULL;
-  }
+  if (!int_arg(env, info, "nsType(fd): fd must be a non-negative number", 0, &fd)) return NULL;
   int type = ioctl(fd, NS_GET_NSTYPE);
   if (type < 0) {
     napi_throw(env, errno_error(env, errno, "ioctl(NS_GET_NSTYPE)"));
@@ -239,22 +233,11 @@ static napi_value ns_type(napi_env env, napi_callback_info info) {
 
 // ---- credentials of a unix socket's peer -----------------------------------
 
-static napi_value fd_arg(napi_env env, napi_callback_info info, const char *usage, int32_t *fd) {
-  size_t argc = 1;
-  napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      get_int32_arg(env, argv[0], fd) < 0 || *fd < 0) {
-    napi_throw_type_error(env, NULL, usage);
-    return NULL;
-  }
-  return argv[0];
-}
-
 // peerCred(fd): {pid, uid, gid} of the process that connected the unix socket
 // fd, as the kernel recorded them at connect() (SO_PEERCRED).
 static napi_value peer_cred(napi_env env, napi_callback_info info) {
   int32_t fd;
-  if (fd_arg(env, info, "peerCred(fd): fd must be a non-negative number", &fd) == NULL) return NULL;
+  if (!int_arg(env, info, "peerCred(fd): fd must be a non-negative number", 0, &fd)) return NULL;
   struct ucred cred;
   socklen_t len = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
@@ -280,7 +263,7 @@ static napi_value peer_cred(napi_env env, napi_callback_info info) {
 // (SO_PEERGROUPS, Linux 4.13+). Throws ENOPROTOOPT where the kernel lacks it.
 static napi_value peer_groups(napi_env env, napi_callback_info info) {
   int32_t fd;
-  if (fd_arg(env, info, "peerGroups(fd): fd must be a non-negative number", &fd) == NULL) return NULL;
+  if (!int_arg(env, info, "peerGroups(fd): fd must be a non-negative number", 0, &fd)) return NULL;
   gid_t small[64];
   gid_t *groups = small;
   socklen_t len = sizeof small;
