@@ -52,6 +52,7 @@ describe("defaults and flags", () => {
       linkGroup: 8,
       logLevel: "info",
       detachMode: "sync",
+      metricsAddress: undefined,
       socketGroup: undefined,
       configFile: undefined,
     });
@@ -67,6 +68,7 @@ describe("defaults and flags", () => {
       "--link-group=42",
       "--log-level", "debug",
       "--detach-mode=deferred",
+      "--metrics-address", "[::1]:9650",
       "--socket-group", "containerd",
     ]);
     assert.deepEqual(config, {
@@ -78,6 +80,7 @@ describe("defaults and flags", () => {
       linkGroup: 42,
       logLevel: "debug",
       detachMode: "deferred",
+      metricsAddress: { host: "::1", port: 9650 },
       socketGroup: 1234,
       configFile: undefined,
     });
@@ -113,6 +116,10 @@ describe("bad values give one-line ConfigErrors naming the flag and value", () =
   });
 
   test("log level", () => {
+    const hostPortReason = "must be HOST:PORT with an IP address or localhost, e.g. 127.0.0.1:9650 or [::1]:9650";
+    for (const bad of ["9650", "0.0.0.0", "300.1.1.1:80", "[::1]", "[zz::1]:80", "localhost:0", "localhost:70000", "example.com:80"]) {
+      fails(["--metrics-address", bad], `invalid --metrics-address ${JSON.stringify(bad)}: ${hostPortReason}`);
+    }
     fails(["--detach-mode", "lazy"], 'invalid --detach-mode "lazy": must be one of sync, deferred');
     fails(["--log-level", "verbose"], 'invalid --log-level "verbose": must be one of trace, debug, info, warn, error, fatal');
     fails(["--log-level", "INFO"], /^invalid --log-level "INFO": /);
@@ -210,6 +217,7 @@ describe("config file", () => {
         "link-group": "9",
         "log-level": "warn",
         "detach-mode": "sync",
+        "metrics-address": "127.0.0.1:9650",
         "socket-group": 1234,
       }),
     );
@@ -222,6 +230,7 @@ describe("config file", () => {
       linkGroup: 9,
       logLevel: "warn",
       detachMode: "sync",
+      metricsAddress: { host: "127.0.0.1", port: 9650 },
       socketGroup: 1234,
       configFile: "/etc/wl.json",
     });

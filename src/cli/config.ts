@@ -32,6 +32,8 @@ export interface DaemonConfig {
   logLevel: LogLevel;
   /** "sync": Detach returns once the veth is deleted; "deferred": see DETACH_MODES. */
   detachMode: DetachMode;
+  /** Where to serve Prometheus metrics (GET /metrics); off when undefined. */
+  metricsAddress: { host: string; port: number } | undefined;
   /** Group (resolved to a gid) that gets read/write access to the socket. */
   socketGroup: number | undefined;
   /** The config file that was read, if any. */
@@ -156,6 +158,13 @@ const SETTINGS = [
     parse: (raw) => oneOf(raw, DETACH_MODES),
   }),
   setting({
+    key: "metrics-address",
+    field: "metricsAddress",
+    argName: "host:port",
+    description: "serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9650 (default: off)",
+    parse: (raw) => hostPort(raw),
+  }),
+  setting({
     key: "socket-group",
     field: "socketGroup",
     argName: "name-or-gid",
@@ -203,6 +212,18 @@ function integer(raw: Raw, min: number, max: number): number {
   else throw new Invalid(reason);
   if (!Number.isSafeInteger(n) || n < min || n > max) throw new Invalid(reason);
   return n;
+}
+
+function hostPort(raw: Raw): { host: string; port: number } {
+  const reason = "must be HOST:PORT with an IP address or localhost, e.g. 127.0.0.1:9650 or [::1]:9650";
+  const m = typeof raw === "string" ? /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+|localhost)):([0-9]{1,5})$/.exec(raw) : null;
+  if (!m) throw new Invalid(reason);
+  const host = m[1] ?? m[2] ?? "";
+  const port = Number(m[3]);
+  if ((m[1] !== undefined && !isIPv6(host)) || (m[2] !== undefined && host !== "localhost" && !isIPv4(host)) || port < 1 || port > 65535) {
+    throw new Invalid(reason);
+  }
+  return { host, port };
 }
 
 function oneOf<T extends string>(raw: Raw, allowed: readonly T[]): T {
@@ -428,6 +449,7 @@ export function parseConfig(
     linkGroup: DEFAULT_LINK_GROUP,
     logLevel: DEFAULT_LOG_LEVEL,
     detachMode: DEFAULT_DETACH_MODE,
+    metricsAddress: undefined,
     socketGroup: undefined,
     configFile,
   };

@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     linkGroup: config.linkGroup,
     detachMode: config.detachMode,
     log,
+    ...(config.metricsAddress !== undefined ? { metricsAddress: config.metricsAddress } : {}),
     ...(config.prefixFile !== undefined ? { prefixFile: config.prefixFile } : {}),
     ...(config.socketGroup !== undefined ? { socketGroup: config.socketGroup } : {}),
   }).catch((err: unknown) => {

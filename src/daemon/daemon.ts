@@ -7,6 +7,8 @@ import { FilePrefixSource } from "../ipam/file-source.js";
 import { formatPrefixes, type Prefixes } from "../ipam/prefix.js";
 import type { PrefixSource } from "../ipam/prefix-source.js";
 import { StaticPrefixSource } from "../ipam/static-source.js";
+import { createMetrics } from "../metrics/metrics.js";
+import { startMetricsServer } from "../metrics/metrics-server.js";
 import { Handle } from "../netlink/handle.js";
 import { deleteLinksInGroup } from "../netlink/link.js";
 import { LinkReaper, retiringGroup } from "../service/reaper.js";
@@ -26,6 +28,8 @@ export interface DaemonOptions {
   /** See DETACH_MODES in cli/config.ts. Default "sync". */
   detachMode?: "sync" | "deferred";
   socketGroup?: number;
+  /** Serve Prometheus metrics here (GET /metrics); off when undefined. */
+  metricsAddress?: { host: string; port: number };
   /** Records of the CNI plugin's attachments (for GC and DEL); default: beside the socket. */
   cniStateFile?: string;
   log: Logger;
@@ -33,6 +37,8 @@ export interface DaemonOptions {
 
 export interface RunningDaemon {
   service: WorkloadNetworkingService;
+  /** "host:port" of the metrics endpoint, when enabled. */
+  metricsAddress: string | undefined;
   close(): Promise<void>;
 }
 
@@ -67,6 +73,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     prefixSource.onChange(apply);
     prefixSource.onError((message) => log.error({ err: message }, "prefix source error; keeping the last good prefixes"));
 
+    const metrics = createMetrics({ ipam, registry });
     const service = new WorkloadNetworkingService({
       host,
       ipam,
@@ -77,7 +84,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       log,
       reaper,
       deferred: opts.detachMode === "deferred",
+      metrics,
     });
+    let metricsAddress: string | undefined;
+    if (opts.metricsAddress !== undefined) {
+      const m = await startMetricsServer(metrics.registry, opts.metricsAddress, log);
+      cleanups.push(() => m.close());
+      metricsAddress = m.address;
+    }
     const cni = await createCniEndpoint({ service, log, stateFile: opts.cniStateFile ?? defaultCniStateFile(opts.socketPath) });
     const server = await startGrpcServer({
       sideProtocol: cni,
@@ -92,6 +106,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     let closing: Promise<void> | undefined;
     return {
       service,
+      metricsAddress,
       close: () => (closing ??= runCleanups(cleanups)),
     };
   } catch (err) {

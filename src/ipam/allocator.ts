@@ -297,6 +297,14 @@ export class Ipam {
   }
 
   /** Number of owners holding addresses. */
+  /** Free addresses left in each current prefix (e.g. for metrics). */
+  free(): Array<{ prefix: string; family: Family; free: bigint }> {
+    return SLOTS.flatMap((slot) => {
+      const pool = this.pools[slot];
+      return pool === undefined ? [] : [{ prefix: pool.prefix.text, family: pool.prefix.family, free: pool.available }];
+    });
+  }
+
   size(): number {
     return this.byOwner.size;
   }

@@ -8,6 +8,7 @@ import { attachWorkload } from "./attach.js";
 import { detachWorkload } from "./detach.js";
 import { ServiceError, StatusCode } from "./errors.js";
 import { KeyedMutex } from "./keyed-mutex.js";
+import type { DaemonMetrics } from "../metrics/metrics.js";
 import type { LinkReaper } from "./reaper.js";
 import type { AttachmentRegistry } from "./registry.js";
 import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, StatusDetails, WorkloadService } from "./types.js";
@@ -26,6 +27,7 @@ export interface ServiceDeps {
   reaper: LinkReaper;
   /** Detach answers before the kernel has deleted the link (see reaper.ts). */
   deferred: boolean;
+  metrics?: DaemonMetrics;
 }
 
 export class WorkloadNetworkingService implements WorkloadService {
@@ -114,7 +116,10 @@ export class WorkloadNetworkingService implements WorkloadService {
   }
 
   private logCall(op: string, workloadId: string, started: number, fields: Record<string, unknown>, err?: unknown): void {
-    const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    const elapsed = performance.now() - started;
+    const durationMs = Math.round(elapsed * 1000) / 1000;
+    const outcome = err === undefined ? "ok" : err instanceof ServiceError ? StatusCode[err.code] ?? "Unknown" : "Internal";
+    this.deps.metrics?.observeCall(op, outcome, elapsed / 1000);
     const id = workloadId.length > 80 ? preview(workloadId, 80) : workloadId;
     if (err === undefined) {
       this.deps.log.info({ op, workloadId: id, ...fields, durationMs, outcome: "ok" }, `${op} ok`);
