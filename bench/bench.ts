@@ -35,15 +35,15 @@
 // --profile runs the daemon under `node --cpu-prof` and prints its top
 // self-time functions during (b)'s sequential attaches and detaches (the
 // profiler slows the daemon, so the run's figures for (b)/(c) are inflated).
-import { DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
 import { connectClient, grpcJsClient, type ConnectTestClient, type GrpcJsTestClient } from "../test/grpc-clients.js";
-import { assertSandbox, createNamespace, ip, type PodNamespace } from "../test/sandbox.js";
+import { assertSandbox, createNamespace, createNamespaces, ip, removeNamespaces, type PodNamespace } from "../test/sandbox.js";
 import {
   childrenCpuMs,
   countLinks,
@@ -658,44 +658,6 @@ async function runFloor(label: string, floorNs: string, pods: PodNamespace[], op
 // ---------------------------------------------------------------------------
 // Many namespaces at once (the RSS phase needs one per attachment)
 
-function createNamespaces(count: number, prefix: string, tmp: string): PodNamespace[] {
-  const tag = randomBytes(3).toString("hex");
-  const names = Array.from({ length: count }, (_, i) => `${prefix}${tag}-${i}`);
-  const file = path.join(tmp, `netns-add-${tag}.batch`);
-  writeFileSync(file, names.map((x) => `netns add ${x}\n`).join(""));
-  const made = names.map((name) => ({
-    name,
-    path: `/run/netns/${name}`,
-    remove: () => {
-      try {
-        ip(["netns", "del", name]);
-      } catch {
-        // already gone
-      }
-    },
-  }));
-  try {
-    execFileSync("ip", ["-batch", file], { stdio: ["ignore", "ignore", "pipe"] });
-  } catch (err) {
-    removeNamespaces(made, tmp);
-    throw err;
-  }
-  return made;
-}
-
-/** Removes namespaces with one `ip -batch -force`, then one by one whatever is still there. */
-function removeNamespaces(list: PodNamespace[], tmp: string): void {
-  if (list.length === 0) return;
-  const file = path.join(tmp, `netns-del-${randomBytes(3).toString("hex")}.batch`);
-  try {
-    writeFileSync(file, list.map((x) => `netns del ${x.name}\n`).join(""));
-    execFileSync("ip", ["-force", "-batch", file], { stdio: ["ignore", "ignore", "ignore"] });
-  } catch {
-    // fall through to one by one
-  }
-  for (const ns of list) if (existsSync(ns.path)) ns.remove();
-}
-
 // ---------------------------------------------------------------------------
 // Main
 
@@ -799,7 +761,7 @@ async function main(): Promise<void> {
     }
 
     if (daemon && opts.only.has("rss")) {
-      const rssPods = createNamespaces(opts.rssCount, "wbr", tmp);
+      const rssPods = createNamespaces(opts.rssCount, "wbr");
       progress(`(b) RSS with ${opts.rssCount} attachments (${rssPods.length} more namespaces)`);
       try {
         rss = await measureRss(daemon, rssPods, opts, startKiB);
@@ -811,7 +773,7 @@ async function main(): Promise<void> {
         } catch {
           // counted at the end
         }
-        removeNamespaces(rssPods, tmp);
+        removeNamespaces(rssPods.map((p) => p.name));
       }
     }
 
@@ -956,7 +918,7 @@ async function main(): Promise<void> {
         // gone already
       }
     }
-    removeNamespaces(namespaces.reverse(), tmp);
+    removeNamespaces(namespaces.reverse().map((p) => p.name));
     leftNs = namedNamespaces().length;
     rmSync(tmp, { recursive: true, force: true });
     console.log("");

@@ -4,12 +4,12 @@
 // under /run/workloadnet/, so tests do not see each other's links or routes.
 // iproute2 is the independent witness: `ip -n <hostNs>` shows the daemon's side.
 // Only inside the sandbox (test/run-in-sandbox.sh).
-import { DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync, renameSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectClient, grpcJsClient, type ConnectTestClient, type GrpcJsTestClient } from "./grpc-clients.js";

@@ -6,34 +6,15 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { IpLink, IpRoute } from "./daemon-harness.js";
-import { assertSandbox, ipJson, uniqueName, type PodNamespace } from "./sandbox.js";
+import { ipJson, type PodNamespace } from "./sandbox.js";
 
 export interface IpAddr {
   ifname: string;
   addr_info: { family: string; local: string; prefixlen: number }[];
 }
 
-/** Creates many pod namespaces with one `ip -batch` (much faster than one `ip` per namespace). */
-export function createPods(count: number, prefix = "pod"): PodNamespace[] {
-  assertSandbox();
-  const names = Array.from({ length: count }, () => uniqueName(prefix));
-  if (count > 0) execFileSync("ip", ["-batch", "-"], { input: names.map((n) => `netns add ${n}\n`).join(""), stdio: ["pipe", "ignore", "pipe"] });
-  return names.map((name) => ({
-    name,
-    path: `/run/netns/${name}`,
-    remove: () => removePods([name]),
-  }));
-}
-
-/** Removes pod namespaces (missing ones are fine). */
-export function removePods(names: string[]): void {
-  if (names.length === 0) return;
-  try {
-    execFileSync("ip", ["-force", "-batch", "-"], { input: names.map((n) => `netns del ${n}\n`).join(""), stdio: ["pipe", "ignore", "ignore"] });
-  } catch {
-    // -force goes on past errors; a failure status only means some were gone already
-  }
-}
+/** Pod namespaces for the tests: see createNamespaces/removeNamespaces in sandbox.ts. */
+export { createNamespaces as createPods, removeNamespaces as removePods } from "./sandbox.js";
 
 /** The host namespace's links, other than lo and the given names (e.g. a test's own dummies). */
 export function hostLinks(hostNs: string, except: string[] = []): IpLink[] {
