@@ -8,12 +8,11 @@ import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Writable } from "node:stream";
-import { pino, type Logger } from "pino";
 import { startGrpcServer, type GrpcServer } from "../src/server/grpc-server.js";
 import type { AttachInput, AttachOutput, DetachInput, WorkloadService } from "../src/service/types.js";
 import { DaemonHarness } from "./daemon-harness.js";
 import { assertSandbox, uniqueName } from "./sandbox.js";
+import { captureLogger } from "./log-capture.js";
 
 const CLIENT_JS = fileURLToPath(new URL("./access-client.js", import.meta.url));
 /** An existing group ("users" on Debian): tests must not add groups to the machine's /etc/group. */
@@ -93,24 +92,6 @@ class RecordingService {
   }
 }
 
-function captureLogger(): { logger: Logger; lines: () => Array<Record<string, unknown>> } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      chunks.push(String(chunk));
-      cb();
-    },
-  });
-  return {
-    logger: pino({ level: "debug" }, stream),
-    lines: () =>
-      chunks
-        .join("")
-        .split("\n")
-        .filter((l) => l !== "")
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 const mode = (path: string): number => statSync(path).mode & 0o7777;
 

@@ -5,14 +5,14 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { existsSync } from "node:fs";
 import * as os from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
-import { pino, type Logger } from "pino";
+import { pino } from "pino";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { ServiceError, StatusCode } from "../service/errors.js";
 import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, WorkloadService } from "../service/types.js";
 import { startGrpcServer, type GrpcServer } from "./grpc-server.js";
 import { connectClient, grpcJsClient, SERVICE_NAME } from "../../test/grpc-clients.js";
+import { captureLogger } from "../../test/log-capture.js";
 
 const V4 = [10, 88, 0, 2];
 const V6 = [0xfd, 0, 0, 0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
@@ -91,25 +91,6 @@ class FakeService implements WorkloadService {
   }
 }
 
-function captureLogger(): { logger: Logger; lines: () => Array<Record<string, unknown>> } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      chunks.push(String(chunk));
-      cb();
-    },
-  });
-  const logger = pino({ level: "debug" }, stream);
-  return {
-    logger,
-    lines: () =>
-      chunks
-        .join("")
-        .split("\n")
-        .filter((l) => l !== "")
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 let tmp: string;
 before(async () => {

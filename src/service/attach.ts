@@ -19,7 +19,7 @@ import { addPermanentNeighbourRequest } from "../netlink/neigh.js";
 import { addRouteRequest } from "../netlink/route.js";
 import type { Outcome, Request } from "../netlink/socket.js";
 import { NamespaceError, NetnsFd } from "../netns/namespace.js";
-import { ALIAS_PREFIX, FIRST_HOP_V4, FIRST_HOP_V6, HOST_VETH_MAC } from "./constants.js";
+import { ALIAS_PREFIX, FIRST_HOP_V4, FIRST_HOP_V6, HOST_VETH_MAC, LOOPBACK_INDEX } from "./constants.js";
 import { ServiceError, StatusCode } from "./errors.js";
 import { hostNameCandidates } from "./host-names.js";
 import type { Attachment, AttachmentRegistry } from "./registry.js";
@@ -33,7 +33,6 @@ export interface AttachDeps {
   linkGroup: number;
 }
 
-const LOOPBACK_INDEX = 1;
 const hostMac = parseMac(HOST_VETH_MAC);
 
 type Undo = () => Promise<void> | void;

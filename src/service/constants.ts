@@ -8,3 +8,6 @@ export const DEFAULT_LINK_GROUP = 8;
 /** The host veth's alias is this + workload id: with the group, it marks what is ours. */
 export const ALIAS_PREFIX = "wk";
 export const HOST_NAME_PREFIX = "wk";
+
+/** The loopback interface is always ifindex 1 in a network namespace. */
+export const LOOPBACK_INDEX = 1;

@@ -7,9 +7,8 @@ import { addAddress } from "../netlink/addr.js";
 import { RT_SCOPE_LINK } from "../netlink/codec/constants.js";
 import { isErrno } from "../netlink/errors.js";
 import type { Handle } from "../netlink/handle.js";
-import { FIRST_HOP_V4 } from "./constants.js";
+import { FIRST_HOP_V4, LOOPBACK_INDEX } from "./constants.js";
 
-const LOOPBACK_INDEX = 1;
 
 const FORWARDING_SYSCTLS = ["/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"];
 
