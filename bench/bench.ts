@@ -43,6 +43,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
 import { connectClient, grpcJsClient, type ConnectTestClient, type GrpcJsTestClient } from "../test/grpc-clients.js";
+import { leanClient, type LeanClient } from "./lean-grpc-client.js";
 import { assertSandbox, createNamespace, createNamespaces, ip, removeNamespaces, type PodNamespace } from "../test/sandbox.js";
 import {
   childrenCpuMs,
@@ -305,8 +306,10 @@ interface Daemon {
   hostNs: string;
   socket: string;
   client: ConnectTestClient;
-  /** The official gRPC client (as a runtime would use one), for the timed calls. */
+  /** The official Node gRPC client, for the (b2) row. */
   rpc: GrpcJsTestClient;
+  /** A minimal unary client (bench/lean-grpc-client.ts), for the (b) row. */
+  lean: LeanClient;
   child: ChildProcess;
   exited: Promise<void>;
   output(): string;
@@ -361,27 +364,32 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
     if (kids.length === 1) pid = Number(kids[0]);
   }
   const rpc = grpcJsClient(socket);
-  await rpc.status(); // connect now, not in the first timed call
-  return { pid, hostNs, socket, client, rpc, child, exited, output: () => out, profileDir };
+  const lean = leanClient(socket);
+  // Connect now, not in the first timed call.
+  await rpc.status();
+  await lean.status();
+  return { pid, hostNs, socket, client, rpc, lean, child, exited, output: () => out, profileDir };
 }
 
 async function stopDaemon(d: Daemon): Promise<void> {
   d.client.close();
   d.rpc.close();
+  d.lean.close();
   d.child.kill("SIGTERM");
   const timer = setTimeout(() => d.child.kill("SIGKILL"), 20_000);
   await d.exited;
   clearTimeout(timer);
 }
 
-function daemonDriver(d: Daemon): Driver {
+function daemonDriver(d: Daemon, client: "lean" | "grpc-js"): Driver {
+  const rpc = client === "lean" ? d.lean : d.rpc;
   return {
     attach: async (id, pod, ifName) => {
-      const res = await d.rpc.attach({ workloadId: id, netns: { netnsPath: pod.path, ifName } });
+      const res = await rpc.attach({ workloadId: id, netns: { netnsPath: pod.path, ifName } });
       if (res.ip.length !== 2) throw new Error(`attach ${id.slice(0, 12)}: expected 2 addresses, got ${res.ip.length}`);
     },
     detach: async (id, pod, ifName) => {
-      await d.rpc.detach({ workloadId: id, netns: { netnsPath: pod.path, ifName } });
+      await rpc.detach({ workloadId: id, netns: { netnsPath: pod.path, ifName } });
     },
     cpu: () => ({ daemon: processCpuMs(d.pid) }),
   };
@@ -404,7 +412,7 @@ async function measureRss(d: Daemon, pods: PodNamespace[], opts: Options, startK
   // One namespace per attachment: a second attachment in the same namespace is refused
   // (its first-hop route already exists there), as it would be for a real pod.
   const where = (i: number): [PodNamespace, string] => [pods[i]!, "eth0"];
-  const drv = daemonDriver(d);
+  const drv = daemonDriver(d, "lean");
   const attached = new Set<number>();
   const f: RssFigures = { startKiB, beforeKiB: vmRssKiB(d.pid), withKiB: NaN, afterKiB: NaN, count, attachWallMs: NaN, detachWallMs: NaN };
   try {
@@ -729,7 +737,7 @@ async function main(): Promise<void> {
       }
       if (daemon) {
         startKiB = vmRssKiB(daemon.pid);
-        const drv = daemonDriver(daemon);
+        const drv = daemonDriver(daemon, "lean");
         // A long-running daemon is warm: one untimed round over every pod (C callers) first.
         progress("(b) warm-up: one untimed attach + detach per pod");
         const warmIds = pods.map((_, i) => workloadId("w", "", i));
@@ -743,6 +751,8 @@ async function main(): Promise<void> {
         results.push(r);
         if (r.windows.seqAttach) profileWindows.push({ label: "(b) sequential attaches", w: r.windows.seqAttach });
         if (r.windows.seqDetach) profileWindows.push({ label: "(b) sequential detaches", w: r.windows.seqDetach });
+        progress("(b2) the same calls through @grpc/grpc-js's client");
+        results.push(await runWorkload(`${daemonLabel(opts).replace("(b)", "(b2)")}, grpc-js client`, "j", daemonDriver(daemon, "grpc-js"), pods, opts));
       }
     }
 
@@ -805,7 +815,7 @@ async function main(): Promise<void> {
         fmtMs(x.callerCpuAttach),
       ];
     };
-    const order = ["(a) ", "(a4)", "(b)", "(c)", "(d)"];
+    const order = ["(a) ", "(a4)", "(b)", "(b2)", "(c)", "(d)"];
     results.sort((x, y) => order.findIndex((p) => x.label.startsWith(p)) - order.findIndex((p) => y.label.startsWith(p)));
     const rows = results.map(rowOf);
     if (cniSkipped) {
@@ -893,7 +903,10 @@ async function main(): Promise<void> {
           "(no IFA_F_NODAD) before it returns; the daemon sets NODAD and permanent neighbours instead.",
       );
     }
-    console.log("  (b): after one untimed warm-up round; calls through @grpc/grpc-js, one connection for all callers, as a runtime would hold; the daemon logs one line per call at info (to a pipe).");
+    console.log("  (b): after one untimed warm-up round; one HTTP/2 connection for all callers, as a runtime would hold; the daemon logs one line per call at info (to a pipe).");
+    console.log("    The calls go through a minimal unary gRPC client on node:http2 (bench/lean-grpc-client.ts): runtimes call us through grpc-go,");
+    console.log("    whose per-call CPU is small, while @grpc/grpc-js's client takes about 1 ms per call from the same two cores as the daemon.");
+    console.log("  (b2): the same daemon and calls through @grpc/grpc-js's client, one channel.");
     console.log("  (c): the same daemon as (b), warm; each ADD/DEL is a fresh plugin process with its own connection.");
 
     if (daemon?.profileDir) {

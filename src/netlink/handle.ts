@@ -11,6 +11,12 @@ export interface HandleOptions {
    * more than one only pays off where calls block (e.g. veth deletes).
    */
   maxSockets?: number;
+  /**
+   * Run requests that cannot block on the calling thread, saving the thread
+   * pool's handoffs (see socket.ts). Off by default: the caller should know
+   * its event loop can spare the kernel's microseconds.
+   */
+  inline?: boolean;
 }
 
 export class Handle {
@@ -19,9 +25,12 @@ export class Handle {
   private open = 0;
   private closed = false;
   private readonly maxSockets: number;
+  /** See HandleOptions.inline. */
+  readonly inline: boolean;
 
   private constructor(private readonly nsFd: number, readonly where: string, opts: HandleOptions, first: NetlinkSocket) {
     this.maxSockets = Math.max(1, opts.maxSockets ?? 1);
+    this.inline = opts.inline ?? false;
     // The first socket is opened by the factory, so a bad namespace fails at creation.
     this.idle.push(first);
     this.open = 1;
@@ -49,7 +58,7 @@ export class Handle {
   async request(req: Request): Promise<NetlinkMessage[]> {
     const s = await this.acquire();
     try {
-      return await s.request(req);
+      return await s.request(req, this.inline);
     } finally {
       this.release(s);
     }
@@ -58,7 +67,7 @@ export class Handle {
   async batch(reqs: Request[]): Promise<Outcome[]> {
     const s = await this.acquire();
     try {
-      return await s.batch(reqs);
+      return await s.batch(reqs, this.inline);
     } finally {
       this.release(s);
     }

@@ -17,6 +17,8 @@ export interface NativeNetlink {
    * have arrived. Runs on a worker thread. At most one exchange per fd at a time.
    */
   exchange(fd: number, request: Buffer, terminals: number): Promise<Buffer>;
+  /** exchange() on the calling thread: blocks it until the kernel has answered. */
+  exchangeSync(fd: number, request: Buffer, terminals: number): Buffer;
   /** Credentials of the process that connected the unix socket fd, fixed at connect() (SO_PEERCRED). */
   peerCred(fd: number): PeerCred;
   /**

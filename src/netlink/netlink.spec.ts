@@ -10,11 +10,12 @@ import { AF_INET, AF_INET6, IFA_F_NODAD, NLM_F_DUMP, RTM_GETLINK, IFF_UP, RT_SCO
 import { parseMac } from "./codec/mac.js";
 import { NetlinkError } from "./errors.js";
 import { Handle } from "./handle.js";
+import { blockingInFlight } from "./blocking.js";
 import { createVeth, createVethRequest, deleteLink, deleteLinkRequest, deleteLinksInGroup, getLinkByIndex, getLinkByName, listLinks, setLink, setLinkUp, type Link } from "./link.js";
 import { addPermanentNeighbour, listNeighbours } from "./neigh.js";
 import { addRoute, addRouteRequest, deleteRoute, listRoutes, type Route } from "./route.js";
 import { NetnsFd } from "../netns/namespace.js";
-import type { Request } from "./socket.js";
+import { exchangeCounts, type Request } from "./socket.js";
 import { decodeLink, encodeIfInfo } from "./codec/link-message.js";
 import { assertSandbox, createNamespace, ip, ipJson, type IpAddrInfo, type IpLink, type IpNeigh, type IpRoute, type PodNamespace } from "../../test/sandbox.js";
 
@@ -588,6 +589,39 @@ describe("batches and concurrency", () => {
     assert.ok(ticks >= indexes.length, `only ${ticks} ticks in ${ms.toFixed(1)} ms of deletes`);
     assert.deepEqual(ipLinks(host.name).map((l) => l.ifname), ["lo"]);
     for (const p of pods) assert.deepEqual(ipLinks(p.name).map((l) => l.ifname), ["lo"]);
+  });
+
+  it("inline: fast requests run on the calling thread, and on the pool while a blocking request is in flight", async (t) => {
+    const host = namespace(t, "h");
+    const inline = Handle.inNamespace(host.fd.fd, host.name, { inline: true, maxSockets: 2 });
+    t.after(() => inline.close());
+    const pods = Array.from({ length: 8 }, (_, i) => namespace(t, `i${i}`));
+    const before = exchangeCounts();
+    for (const [i, p] of pods.entries()) await createVeth(inline, { name: `in${i}`, group: 77, up: true, peer: { name: "eth0", netnsFd: p.fd.fd } });
+    const made = exchangeCounts();
+    assert.deepEqual({ inline: made.inline - before.inline, pooled: made.pooled - before.pooled }, { inline: 8, pooled: 0 });
+    // Made inline, exactly as asked (ip is the witness).
+    const links = ipLinks(host.name).filter((l) => l.ifname.startsWith("in"));
+    assert.deepEqual(links.map((l) => l.group), Array(8).fill("77"));
+    assert.ok(links.every((l) => l.flags.includes("UP")));
+    for (const p of pods) assert.deepEqual(ipLinks(p.name).map((l) => l.ifname).sort(), ["eth0", "lo"]);
+
+    // A group delete may hold the kernel's rtnl lock while it waits: the fast
+    // request sent meanwhile must not wait for it on this thread.
+    const deleting = deleteLinksInGroup(inline, 77);
+    // It reaches the socket a few microtasks later.
+    for (let i = 0; i < 100 && blockingInFlight() === 0; i++) await Promise.resolve();
+    assert.equal(blockingInFlight(), 1);
+    await setLinkUp(inline, 1, true);
+    await deleting;
+    const during = exchangeCounts();
+    assert.deepEqual({ inline: during.inline - made.inline, pooled: during.pooled - made.pooled }, { inline: 0, pooled: 2 });
+    assert.equal(blockingInFlight(), 0);
+    assert.deepEqual(ipLinks(host.name).map((l) => l.ifname), ["lo"]);
+
+    // Once it is done, inline again.
+    await setLinkUp(inline, 1, true);
+    assert.equal(exchangeCounts().inline - during.inline, 1);
   });
 
   it("maxSockets: 8 — concurrent deletes and reads all get their own answers", async (t) => {

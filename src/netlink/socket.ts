@@ -1,6 +1,14 @@
 // A NETLINK_ROUTE socket bound to one namespace. It numbers requests, sends
 // them (alone or in a batch) and matches every reply to its request. One
 // exchange at a time per socket: replies of concurrent exchanges would mix.
+//
+// An exchange runs on libuv's thread pool, so the event loop keeps going
+// while the kernel works. Handing over to a pool thread and back costs tens
+// of microseconds, more than the kernel needs for most requests; so an
+// exchange asked to run inline does its system calls on the calling thread,
+// unless it may block (blocking.ts) or a blocking request of ours is in the
+// kernel, holding the lock the inline one would wait for.
+import { blockingInFlight, countedAsBlocking, mayBlock } from "./blocking.js";
 import { native } from "./native.js";
 import { closeSync } from "node:fs";
 import { NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP } from "./codec/constants.js";
@@ -18,6 +26,11 @@ export interface Request {
 
 /** Per request: the data messages of a dump, or an error. */
 export type Outcome = { ok: true; messages: NetlinkMessage[] } | { ok: false; error: NetlinkError };
+
+const exchanges = { inline: 0, pooled: 0 };
+
+/** How many exchanges this process has run on the calling thread and on the pool. */
+export const exchangeCounts = (): { inline: number; pooled: number } => ({ ...exchanges });
 
 export class NetlinkSocket {
   private seq = Math.floor(Math.random() * 0x7fffffff);
@@ -45,8 +58,8 @@ export class NetlinkSocket {
   }
 
   /** Sends one request; resolves with its reply messages or rejects with a NetlinkError. */
-  async request(req: Request): Promise<NetlinkMessage[]> {
-    const [outcome] = await this.batch([req]);
+  async request(req: Request, inline = false): Promise<NetlinkMessage[]> {
+    const [outcome] = await this.batch([req], inline);
     if (!outcome) throw new Error("netlink: no outcome for request");
     if (!outcome.ok) throw outcome.error;
     return outcome.messages;
@@ -55,23 +68,32 @@ export class NetlinkSocket {
   /**
    * Sends several requests in one system call and waits for all answers. The
    * kernel handles each on its own: a failure does not stop the ones after it.
+   * `inline`: run on the calling thread where that cannot block (see above).
    */
-  batch(reqs: Request[]): Promise<Outcome[]> {
+  batch(reqs: Request[], inline = false): Promise<Outcome[]> {
     if (this.closed) return Promise.reject(new Error(`netlink socket in ${this.where} is closed`));
-    const run = this.busy.then(() => this.exchange(reqs));
+    const run = this.busy.then(() => this.exchange(reqs, inline));
     this.busy = run.catch(() => undefined);
     return run;
   }
 
-  private async exchange(reqs: Request[]): Promise<Outcome[]> {
+  private async exchange(reqs: Request[], inline: boolean): Promise<Outcome[]> {
     const first = this.nextSeqs(reqs.length);
     const wire = reqs.map((r, i) => {
       const dump = (r.flags & NLM_F_DUMP) === NLM_F_DUMP;
       return encodeMessage(r.type, r.flags | NLM_F_REQUEST | (dump ? 0 : NLM_F_ACK), first + i, r.parts);
     });
+    const request = wire.length === 1 ? wire[0]! : Buffer.concat(wire);
+    const blocking = reqs.some(mayBlock);
     let raw: Buffer;
     try {
-      raw = await native.exchange(this.fd, wire.length === 1 ? wire[0]! : Buffer.concat(wire), reqs.length);
+      if (inline && !blocking && blockingInFlight() === 0) {
+        exchanges.inline++;
+        raw = native.exchangeSync(this.fd, request, reqs.length);
+      } else {
+        exchanges.pooled++;
+        raw = await (blocking ? countedAsBlocking(() => native.exchange(this.fd, request, reqs.length)) : native.exchange(this.fd, request, reqs.length));
+      }
     } catch (err) {
       throw wrapSystemError(`${reqs[0]?.context ?? "netlink request"} (socket in ${this.where})`, err);
     }

@@ -52,7 +52,7 @@ export async function attachWorkload(deps: AttachDeps, workloadId: string, netns
         // It would get the pod's default route and addresses: refuse, however the path names it.
         throw new NamespaceError(`${netns.netnsPath} is the daemon's own network namespace (the host's); a workload needs one of its own`, "EINVAL");
       }
-      podOpening = Handle.openInNamespace(ns.fd, ns.path);
+      podOpening = Handle.openInNamespace(ns.fd, ns.path, { inline: deps.host.inline });
       podOpening.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
       const podMac = randomPodMac();
       const hostLink = await createPair(deps, workloadId, netns, ns, podMac);
