@@ -50,3 +50,49 @@ test("retired links are deleted in bulk and released only afterwards", async () 
     hostNs.remove();
   }
 });
+
+test("under load a round waits briefly for as many links as the last one deleted", async () => {
+  const hostNs = createNamespace("reap");
+  const ns = NetnsFd.open(hostNs.path);
+  const host = Handle.inNamespace(ns.fd, hostNs.path, { maxSockets: 4 });
+  const GATHER_MS = 2000;
+  const reaper = new LinkReaper(host, retiringGroup(LINK_GROUP), pino({ level: "silent" }), GATHER_MS);
+  const retire = async (name: string): Promise<void> => {
+    const l = await createVeth(host, { name, group: LINK_GROUP, peer: { name: `p${name}` } });
+    await host.request(setLinkByIndexRequest(l.index, { group: reaper.group }, false, l.name));
+  };
+  try {
+    // Three at once: one round.
+    for (const name of ["wka", "wkb", "wkc"]) await retire(name);
+    await Promise.all([0, 1, 2].map(() => reaper.enqueue(() => undefined)));
+    assert.equal(reaper.rounds, 1);
+
+    // Then one, and two more a little later: the round waits for them instead of deleting the one alone.
+    await retire("wkd");
+    const started = performance.now();
+    const first = reaper.enqueue(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    for (const name of ["wke", "wkf"]) await retire(name);
+    await Promise.all([first, reaper.enqueue(() => undefined), reaper.enqueue(() => undefined)]);
+    assert.equal(reaper.rounds, 2, "the three later links should share one round");
+    assert.ok(performance.now() - started < GATHER_MS, "the round should start once three links are pending, not at the deadline");
+
+    // A lone link after a round of three waits at most the gathering time; after that round of one, none.
+    await retire("wkg");
+    const lone = performance.now();
+    await reaper.enqueue(() => undefined);
+    const waited = performance.now() - lone;
+    assert.ok(waited >= GATHER_MS - 5, `waited only ${waited.toFixed(0)} ms`);
+    await retire("wkh");
+    const next = performance.now();
+    await reaper.enqueue(() => undefined);
+    assert.ok(performance.now() - next < GATHER_MS, "a lone Detach after a round of one must not wait");
+    assert.equal(reaper.rounds, 4);
+    assert.deepEqual(await listLinks(host, reaper.group), []);
+  } finally {
+    await reaper.flush();
+    await host.close();
+    ns.close();
+    hostNs.remove();
+  }
+});

@@ -15,14 +15,31 @@ export const retiringGroup = (linkGroup: number): number => (linkGroup ^ 0x80000
 
 const RETRY_MS = 200;
 
+/**
+ * How long a round may wait for more links before it deletes. Under load,
+ * the callers whose links the last round deleted come straight back with
+ * their next Detach; without the wait, the round would start with the one or
+ * two links retired meanwhile, cost a full kernel wait for them, and the
+ * callers' links would wait for the round after. A round waits only while
+ * fewer links are pending than the last round deleted, so a lone Detach
+ * never waits.
+ */
+export const DEFAULT_GATHER_MS = 10;
+
 export class LinkReaper {
   private pending: { release: () => void; done: () => void }[] = [];
   private running: Promise<void> | undefined;
+  /** Links the last round deleted: how many the next one waits for. */
+  private lastRound = 0;
+  private roundCount = 0;
+  /** Ends a round's wait for more links. */
+  private gathered: (() => void) | undefined;
 
   constructor(
     private readonly host: Handle,
     readonly group: number,
     private readonly log: Logger,
+    private readonly gatherMs = DEFAULT_GATHER_MS,
   ) {}
 
   /**
@@ -31,6 +48,7 @@ export class LinkReaper {
    */
   enqueue(release: () => void): Promise<void> {
     const deleted = new Promise<void>((done) => this.pending.push({ release, done }));
+    if (this.pending.length >= this.lastRound) this.gathered?.();
     this.running ??= this.drain();
     return deleted;
   }
@@ -44,12 +62,20 @@ export class LinkReaper {
     return this.pending.length;
   }
 
+  /** Bulk deletes sent so far. */
+  get rounds(): number {
+    return this.roundCount;
+  }
+
   private async drain(): Promise<void> {
     try {
       while (this.pending.length > 0) {
+        await this.gather();
         // Every link enqueued before this request is in the group now; those
         // enqueued while it runs wait for the next round.
         const batch = this.pending.splice(0);
+        this.lastRound = batch.length;
+        this.roundCount++;
         try {
           await deleteLinksInGroup(this.host, this.group);
         } catch (err) {
@@ -68,5 +94,18 @@ export class LinkReaper {
     } finally {
       this.running = undefined;
     }
+  }
+
+  /** Waits up to gatherMs while fewer links are pending than the last round had. */
+  private async gather(): Promise<void> {
+    if (this.gatherMs <= 0 || this.pending.length >= this.lastRound) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.gathered?.(), this.gatherMs);
+      this.gathered = () => {
+        clearTimeout(timer);
+        this.gathered = undefined;
+        resolve();
+      };
+    });
   }
 }
