@@ -311,6 +311,8 @@ interface Daemon {
   /** A minimal unary client (bench/lean-grpc-client.ts), for the (b) row. */
   lean: LeanClient;
   child: ChildProcess;
+  /** Every call the daemon logged, in order: its own time per call (durationMs). */
+  calls: { op: string; ms: number }[];
   exited: Promise<void>;
   output(): string;
   profileDir: string | undefined;
@@ -327,6 +329,22 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
   const keep = (d: Buffer): void => {
     out = (out + d.toString()).slice(-8000);
   };
+  // One JSON line per call on stdout (pino): keep each call's own duration.
+  const calls: { op: string; ms: number }[] = [];
+  let partial = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    const lines = (partial + d.toString()).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) {
+      if (!line.includes('"durationMs"')) continue;
+      try {
+        const rec = JSON.parse(line) as { op?: unknown; durationMs?: unknown };
+        if (typeof rec.op === "string" && typeof rec.durationMs === "number") calls.push({ op: rec.op, ms: rec.durationMs });
+      } catch {
+        // not a call record
+      }
+    }
+  });
   child.stdout!.on("data", keep);
   child.stderr!.on("data", keep);
   let hasExited = false;
@@ -368,7 +386,7 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
   // Connect now, not in the first timed call.
   await rpc.status();
   await lean.status();
-  return { pid, hostNs, socket, client, rpc, lean, child, exited, output: () => out, profileDir };
+  return { pid, hostNs, socket, client, rpc, lean, child, calls, exited, output: () => out, profileDir };
 }
 
 async function stopDaemon(d: Daemon): Promise<void> {
@@ -666,6 +684,33 @@ async function runFloor(label: string, floorNs: string, pods: PodNamespace[], op
 // ---------------------------------------------------------------------------
 // Many namespaces at once (the RSS phase needs one per attachment)
 
+/** Round trips of an empty call, sequential, after 100 untimed ones. */
+async function timeStatusCalls(client: LeanClient, n: number): Promise<{ p50: number; callerCpu: number }> {
+  for (let i = 0; i < 100; i++) await client.status();
+  const times: number[] = [];
+  const cpu0 = callerCpuMs();
+  for (let i = 0; i < n; i++) {
+    const t0 = nowMs();
+    await client.status();
+    times.push(nowMs() - t0);
+  }
+  return { p50: quantile(times, 0.5), callerCpu: (callerCpuMs() - cpu0) / n };
+}
+
+/**
+ * (b)'s sequential calls as the daemon timed them (its log's durationMs, from
+ * the request in its handler to the answer): (b) without the transport and
+ * the client.
+ */
+function insideDaemon(calls: { op: string; ms: number }[], n: number, opts: Options): Result {
+  const r = emptyResult(`${daemonLabel(opts).replace("(b)", "(b-in)")}, inside the daemon`, "");
+  delete r.error;
+  r.attach = calls.filter((c) => c.op === "attach").slice(0, n).map((c) => c.ms);
+  r.detach = calls.filter((c) => c.op === "detach").slice(0, n).map((c) => c.ms);
+  if (r.attach.length < n || r.detach.length < n) r.error = `the daemon logged ${r.attach.length} attaches and ${r.detach.length} detaches, not ${n} each`;
+  return r;
+}
+
 // ---------------------------------------------------------------------------
 // Main
 
@@ -747,8 +792,12 @@ async function main(): Promise<void> {
           await pool(n, C, (i) => drv.detach(warmIds[i]!, pods[i]!, "eth0").catch(() => undefined));
         }
         progress("(b) attach/detach over gRPC");
+        const emptyCall = await timeStatusCalls(daemon.lean, 300);
+        const logged = daemon.calls.length;
         const r = await runWorkload(daemonLabel(opts), "b", drv, pods, opts);
+        r.notes.push(`an empty call (Status) through the same client and connection: p50 ${fmtMs(emptyCall.p50)}, ${fmtMs(emptyCall.callerCpu)} of this process's CPU per call`);
         results.push(r);
+        if (!r.error) results.push(insideDaemon(daemon.calls.slice(logged), n, opts));
         if (r.windows.seqAttach) profileWindows.push({ label: "(b) sequential attaches", w: r.windows.seqAttach });
         if (r.windows.seqDetach) profileWindows.push({ label: "(b) sequential detaches", w: r.windows.seqDetach });
         progress("(b2) the same calls through @grpc/grpc-js's client");
@@ -815,7 +864,7 @@ async function main(): Promise<void> {
         fmtMs(x.callerCpuAttach),
       ];
     };
-    const order = ["(a) ", "(a4)", "(b)", "(b2)", "(c)", "(d)"];
+    const order = ["(a) ", "(a4)", "(b)", "(b-in)", "(b2)", "(c)", "(d)"];
     results.sort((x, y) => order.findIndex((p) => x.label.startsWith(p)) - order.findIndex((p) => y.label.startsWith(p)));
     const rows = results.map(rowOf);
     if (cniSkipped) {
@@ -851,6 +900,7 @@ async function main(): Promise<void> {
       ratio("(a)/(c)", byTag("(a) "), byTag("(c)")),
       ratio("(c)/(b)", byTag("(c)"), byTag("(b)")),
       ratio("(b)/(d)", byTag("(b)"), byTag("(d)")),
+      ratio("(b-in)/(d)", byTag("(b-in)"), byTag("(d)")),
     ].filter((x): x is string[] => x !== undefined);
     if (ratioRows.length > 0) {
       console.log("ratios (x/y > 1: x is slower or costs more; throughput columns are y's pods/s over x's):");
@@ -906,6 +956,7 @@ async function main(): Promise<void> {
     console.log("  (b): after one untimed warm-up round; one HTTP/2 connection for all callers, as a runtime would hold; the daemon logs one line per call at info (to a pipe).");
     console.log("    The calls go through a minimal unary gRPC client on node:http2 (bench/lean-grpc-client.ts): runtimes call us through grpc-go,");
     console.log("    whose per-call CPU is small, while @grpc/grpc-js's client takes about 1 ms per call from the same two cores as the daemon.");
+    console.log("  (b-in): (b)'s sequential calls as the daemon timed them (durationMs in its log: handler to answer), i.e. without gRPC transport and client.");
     console.log("  (b2): the same daemon and calls through @grpc/grpc-js's client, one channel.");
     console.log("  (c): the same daemon as (b), warm; each ADD/DEL is a fresh plugin process with its own connection.");
 

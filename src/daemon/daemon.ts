@@ -48,8 +48,11 @@ const HOST_SOCKETS = 16;
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { log } = opts;
   const started = performance.now();
-  // Inline: Attach's requests take the kernel microseconds; the pool's handoffs cost more.
-  const host = Handle.current({ maxSockets: HOST_SOCKETS, inline: true });
+  // Attach's requests take the kernel microseconds, less than a handoff to the
+  // thread pool and back; but while other calls run, the pool lets their work
+  // overlap the kernel's. So inline only while at most one call is running.
+  let service: WorkloadNetworkingService | undefined;
+  const host = Handle.current({ maxSockets: HOST_SOCKETS, inline: () => (service?.activeCalls ?? 0) <= 1 });
   const cleanups: (() => Promise<void> | void)[] = [() => host.close()];
   try {
     await setupNode(host, log);
@@ -75,7 +78,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     prefixSource.onError((message) => log.error({ err: message }, "prefix source error; keeping the last good prefixes"));
 
     const metrics = createMetrics({ ipam, registry });
-    const service = new WorkloadNetworkingService({
+    const svc = new WorkloadNetworkingService({
       host,
       ipam,
       registry,
@@ -87,17 +90,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       deferred: opts.detachMode === "deferred",
       metrics,
     });
+    service = svc;
     let metricsAddress: string | undefined;
     if (opts.metricsAddress !== undefined) {
       const m = await startMetricsServer(metrics.registry, opts.metricsAddress, log);
       cleanups.push(() => m.close());
       metricsAddress = m.address;
     }
-    const cni = await createCniEndpoint({ service, log, stateFile: opts.cniStateFile ?? defaultCniStateFile(opts.socketPath) });
+    const cni = await createCniEndpoint({ service: svc, log, stateFile: opts.cniStateFile ?? defaultCniStateFile(opts.socketPath) });
     const server = await startGrpcServer({
       sideProtocol: cni,
       socketPath: opts.socketPath,
-      service,
+      service: svc,
       logger: log,
       ...(opts.socketGroup !== undefined ? { socketGroup: opts.socketGroup } : {}),
     });
@@ -106,7 +110,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
     let closing: Promise<void> | undefined;
     return {
-      service,
+      service: svc,
       metricsAddress,
       close: () => (closing ??= runCleanups(cleanups)),
     };

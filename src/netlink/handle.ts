@@ -12,11 +12,12 @@ export interface HandleOptions {
    */
   maxSockets?: number;
   /**
-   * Run requests that cannot block on the calling thread, saving the thread
-   * pool's handoffs (see socket.ts). Off by default: the caller should know
-   * its event loop can spare the kernel's microseconds.
+   * Whether requests that cannot block may run on the calling thread, saving
+   * the thread pool's handoffs (see socket.ts): a fixed answer, or a question
+   * asked before each exchange. Default: never; the caller knows whether its
+   * event loop can spare the kernel's microseconds.
    */
-  inline?: boolean;
+  inline?: boolean | (() => boolean);
 }
 
 export class Handle {
@@ -25,12 +26,13 @@ export class Handle {
   private open = 0;
   private closed = false;
   private readonly maxSockets: number;
-  /** See HandleOptions.inline. */
-  readonly inline: boolean;
+  /** See HandleOptions.inline; asked before each exchange. */
+  readonly inline: () => boolean;
 
   private constructor(private readonly nsFd: number, readonly where: string, opts: HandleOptions, first: NetlinkSocket) {
     this.maxSockets = Math.max(1, opts.maxSockets ?? 1);
-    this.inline = opts.inline ?? false;
+    const inline = opts.inline ?? false;
+    this.inline = typeof inline === "function" ? inline : () => inline;
     // The first socket is opened by the factory, so a bad namespace fails at creation.
     this.idle.push(first);
     this.open = 1;
@@ -58,7 +60,7 @@ export class Handle {
   async request(req: Request): Promise<NetlinkMessage[]> {
     const s = await this.acquire();
     try {
-      return await s.request(req, this.inline);
+      return await s.request(req, this.inline());
     } finally {
       this.release(s);
     }
@@ -67,7 +69,7 @@ export class Handle {
   async batch(reqs: Request[]): Promise<Outcome[]> {
     const s = await this.acquire();
     try {
-      return await s.batch(reqs, this.inline);
+      return await s.batch(reqs, this.inline());
     } finally {
       this.release(s);
     }

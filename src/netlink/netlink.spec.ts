@@ -622,6 +622,17 @@ describe("batches and concurrency", () => {
     // Once it is done, inline again.
     await setLinkUp(inline, 1, true);
     assert.equal(exchangeCounts().inline - during.inline, 1);
+
+    // A predicate is asked before each exchange.
+    let allow = false;
+    const asking = Handle.inNamespace(host.fd.fd, host.name, { inline: () => allow });
+    t.after(() => asking.close());
+    const c0 = exchangeCounts();
+    await setLinkUp(asking, 1, true);
+    allow = true;
+    await setLinkUp(asking, 1, true);
+    const c1 = exchangeCounts();
+    assert.deepEqual({ inline: c1.inline - c0.inline, pooled: c1.pooled - c0.pooled }, { inline: 1, pooled: 1 });
   });
 
   it("maxSockets: 8 — concurrent deletes and reads all get their own answers", async (t) => {

@@ -32,11 +32,18 @@ export interface ServiceDeps {
 
 export class WorkloadNetworkingService implements WorkloadService {
   private readonly locks = new KeyedMutex();
+  private active = 0;
 
   constructor(private readonly deps: ServiceDeps) {}
 
+  /** Attach and Detach calls running now. */
+  get activeCalls(): number {
+    return this.active;
+  }
+
   async attach(input: AttachInput): Promise<AttachOutput> {
     const started = performance.now();
+    this.active++;
     try {
       validateWorkloadId(input.workloadId);
       const netns = validateNetns(input.netns);
@@ -54,11 +61,14 @@ export class WorkloadNetworkingService implements WorkloadService {
     } catch (err) {
       this.logCall("attach", input.workloadId, started, {}, err);
       throw err;
+    } finally {
+      this.active--;
     }
   }
 
   async detach(input: DetachInput): Promise<void> {
     const started = performance.now();
+    this.active++;
     try {
       validateWorkloadId(input.workloadId);
       // netns is optional for Detach: the host side alone identifies what to remove.
@@ -68,6 +78,8 @@ export class WorkloadNetworkingService implements WorkloadService {
     } catch (err) {
       this.logCall("detach", input.workloadId, started, {}, err);
       throw err;
+    } finally {
+      this.active--;
     }
   }
 
