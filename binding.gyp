@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "workloadnet_native",
-      "sources": ["native/netlink_socket.c"],
+      "sources": ["native/netlink_socket.c", "native/netlink_monitor.c"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"],
       "defines": ["NAPI_VERSION=8"]
     },

@@ -10,6 +10,8 @@
 #include <linux/nsfs.h>
 #include <node_api.h>
 #include <pthread.h>
+
+#include "netlink_monitor.h"
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +40,7 @@
   } while (0)
 
 // Builds an Error shaped like Node's system errors: code, errno, syscall.
-static napi_value errno_error(napi_env env, int err, const char *syscall) {
+napi_value errno_error(napi_env env, int err, const char *syscall) {
   const char *name = strerrorname_np(err);
   if (name == NULL) name = "EUNKNOWN";
   char msg[256];
@@ -524,6 +526,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"peerGroups", NULL, peer_groups, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK_NAPI(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  CHECK_NAPI(env, monitor_define(env, exports));
   return exports;
 }
 

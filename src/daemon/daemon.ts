@@ -11,6 +11,7 @@ import { createMetrics } from "../metrics/metrics.js";
 import { startMetricsServer } from "../metrics/metrics-server.js";
 import { Handle } from "../netlink/handle.js";
 import { deleteLinksInGroup } from "../netlink/link.js";
+import { LinkDeletions } from "../netlink/link-deletions.js";
 import { LinkReaper, retiringGroup } from "../service/reaper.js";
 import { startGrpcServer } from "../server/grpc-server.js";
 import { setupNode } from "../service/node-setup.js";
@@ -58,7 +59,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await setupNode(host, log);
     // Links retired by a deferred Detach before a crash or stop: delete them now.
     await deleteLinksInGroup(host, retiringGroup(opts.linkGroup)).catch(() => undefined);
-    const reaper = new LinkReaper(host, retiringGroup(opts.linkGroup), log);
+    const deletions = openLinkDeletions(log);
+    if (deletions) cleanups.push(() => deletions.close());
+    const reaper = new LinkReaper(host, retiringGroup(opts.linkGroup), log, deletions ? { deletions } : {});
     cleanups.push(() => reaper.flush());
 
     const ipam = new Ipam();
@@ -117,6 +120,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   } catch (err) {
     await runCleanups(cleanups);
     throw err;
+  }
+}
+
+/** Without it Detach still works, answering only once the kernel's delete has. */
+function openLinkDeletions(log: Logger): LinkDeletions | undefined {
+  try {
+    return LinkDeletions.open();
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, "cannot listen for link deletions; Detach waits for the kernel's full delete");
+    return undefined;
   }
 }
 

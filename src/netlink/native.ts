@@ -19,6 +19,17 @@ export interface NativeNetlink {
   exchange(fd: number, request: Buffer, terminals: number): Promise<Buffer>;
   /** exchange() on the calling thread: blocks it until the kernel has answered. */
   exchangeSync(fd: number, request: Buffer, terminals: number): Buffer;
+  /**
+   * A NETLINK_ROUTE socket in our own namespace, watched by the event loop:
+   * `onData` gets every queued notification datagram in one buffer, or null
+   * and an errno (ENOBUFS: the kernel dropped some). Listens to no group until
+   * joined; keeps the process alive only while it has joined a group.
+   */
+  openMonitor(onData: (data: Buffer | null, errno: number) => void): NativeMonitor;
+  monitorJoin(monitor: NativeMonitor, group: number): void;
+  monitorLeave(monitor: NativeMonitor, group: number): void;
+  /** Stops watching and closes the socket; idempotent. */
+  monitorClose(monitor: NativeMonitor): void;
   /** Credentials of the process that connected the unix socket fd, fixed at connect() (SO_PEERCRED). */
   peerCred(fd: number): PeerCred;
   /**
@@ -27,6 +38,9 @@ export interface NativeNetlink {
    */
   peerGroups(fd: number): number[];
 }
+
+/** An opaque handle of openMonitor's. */
+export type NativeMonitor = { readonly __monitor: unique symbol };
 
 /** What SO_PEERCRED reports about a unix socket's peer. */
 export interface PeerCred {

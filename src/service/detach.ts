@@ -74,7 +74,7 @@ async function retire(deps: DetachDeps, workloadId: string, link: Link): Promise
   for (const address of [held?.v4, held?.v6]) if (address !== undefined) deps.ipam.markUsed(placeholder, address);
   deps.registry.remove(workloadId);
   deps.registry.reserveName(link.name);
-  const deleted = deps.reaper.enqueue(() => {
+  const deleted = deps.reaper.enqueue(link.index, () => {
     deps.ipam.release(placeholder);
     deps.registry.releaseName(link.name);
   });

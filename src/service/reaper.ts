@@ -1,61 +1,78 @@
 // Bulk deletion of retired workload links. Deleting a veth makes the kernel
-// wait for an RCU grace period (~20 ms) per request, under a lock that
-// serialises all such requests; deleting every link of a group in one request
-// pays that wait once for all of them. Detach takes a link down and moves it
-// to the retiring group; the reaper deletes the whole group, then runs each
-// link's release (which frees its name and addresses). Concurrent Detaches
-// thus share one kernel wait, and nothing is freed before the kernel is done.
+// wait for the device's last references (an RCU grace period or more, ~20 ms)
+// before it answers; deleting every link of a group in one request pays that
+// wait once for all of them. Detach moves a link to the retiring group and
+// hands it to the reaper, which deletes the whole group, then runs each
+// link's release (which frees its name and addresses).
+//
+// A link counts as deleted as soon as the kernel announces it (see
+// link-deletions.ts): unregistered, its name, routes and addresses are gone,
+// though the kernel's answer to the delete comes only after its wait. The
+// answer still releases whatever was not announced (a missed announcement,
+// or no listener at all). Up to maxRounds deletes run at once, so links
+// retired while one round waits do not wait for it to end.
 import type { Logger } from "pino";
 import { isErrno } from "../netlink/errors.js";
 import type { Handle } from "../netlink/handle.js";
 import { deleteLinksInGroup } from "../netlink/link.js";
+import type { DeletionWait, LinkDeletions } from "../netlink/link-deletions.js";
 
 /** The group retired links wait in: the link group with its top bit flipped. */
 export const retiringGroup = (linkGroup: number): number => (linkGroup ^ 0x80000000) >>> 0;
 
 const RETRY_MS = 200;
+/** Each running round holds a host socket (and a pool thread) for the kernel's wait. */
+export const DEFAULT_MAX_ROUNDS = 4;
 
-/**
- * How long a round may wait for more links before it deletes. Under load,
- * the callers whose links the last round deleted come straight back with
- * their next Detach; without the wait, the round would start with the one or
- * two links retired meanwhile, cost a full kernel wait for them, and the
- * callers' links would wait for the round after. A round waits only while
- * fewer links are pending than the last round deleted, so a lone Detach
- * never waits.
- */
-export const DEFAULT_GATHER_MS = 10;
+interface Retired {
+  index: number;
+  release: () => void;
+  done: () => void;
+  finished: boolean;
+  watch?: DeletionWait;
+}
+
+export interface ReaperOptions {
+  /** Announcements of deletions; without it a link is released when its round's delete answers. */
+  deletions?: LinkDeletions;
+  maxRounds?: number;
+}
 
 export class LinkReaper {
-  private pending: { release: () => void; done: () => void }[] = [];
-  private running: Promise<void> | undefined;
-  /** Links the last round deleted: how many the next one waits for. */
-  private lastRound = 0;
+  private pending: Retired[] = [];
+  private running = 0;
   private roundCount = 0;
-  /** Ends a round's wait for more links. */
-  private gathered: (() => void) | undefined;
+  private announced = 0;
+  private retrying = false;
+  private idle: Promise<void> = Promise.resolve();
+  private markIdle: (() => void) | undefined;
+  private readonly deletions: LinkDeletions | undefined;
+  private readonly maxRounds: number;
 
   constructor(
     private readonly host: Handle,
     readonly group: number,
     private readonly log: Logger,
-    private readonly gatherMs = DEFAULT_GATHER_MS,
-  ) {}
+    opts: ReaperOptions = {},
+  ) {
+    this.deletions = opts.deletions;
+    this.maxRounds = Math.max(1, opts.maxRounds ?? DEFAULT_MAX_ROUNDS);
+  }
 
   /**
-   * Call after the link is in the retiring group. `release` runs once the
-   * kernel has deleted it; the returned promise resolves right after.
+   * Call once the link (by its ifindex) is in the retiring group. `release`
+   * runs once the kernel has deleted it; the returned promise resolves right after.
    */
-  enqueue(release: () => void): Promise<void> {
-    const deleted = new Promise<void>((done) => this.pending.push({ release, done }));
-    if (this.pending.length >= this.lastRound) this.gathered?.();
-    this.running ??= this.drain();
+  enqueue(index: number, release: () => void): Promise<void> {
+    const deleted = new Promise<void>((done) => this.pending.push({ index, release, done, finished: false }));
+    if (this.markIdle === undefined) this.idle = new Promise((resolve) => (this.markIdle = resolve));
+    this.startRounds();
     return deleted;
   }
 
-  /** Resolves when every link enqueued so far is deleted. */
-  async flush(): Promise<void> {
-    while (this.running) await this.running;
+  /** Resolves when every link enqueued so far is deleted and every round has ended. */
+  flush(): Promise<void> {
+    return this.idle;
   }
 
   get backlog(): number {
@@ -67,45 +84,60 @@ export class LinkReaper {
     return this.roundCount;
   }
 
-  private async drain(): Promise<void> {
-    try {
-      while (this.pending.length > 0) {
-        await this.gather();
-        // Every link enqueued before this request is in the group now; those
-        // enqueued while it runs wait for the next round.
-        const batch = this.pending.splice(0);
-        this.lastRound = batch.length;
-        this.roundCount++;
-        try {
-          await deleteLinksInGroup(this.host, this.group);
-        } catch (err) {
-          if (!isErrno(err, "ENODEV")) {
-            this.log.error({ err: (err as Error).message, links: batch.length }, "bulk delete of retired links failed; retrying");
-            this.pending.unshift(...batch);
-            await new Promise((r) => setTimeout(r, RETRY_MS));
-            continue;
-          }
-        }
-        for (const item of batch) {
-          item.release();
-          item.done();
-        }
-      }
-    } finally {
-      this.running = undefined;
-    }
+  /** Links released on the kernel's announcement, before their round's answer. */
+  get releasedOnAnnouncement(): number {
+    return this.announced;
   }
 
-  /** Waits up to gatherMs while fewer links are pending than the last round had. */
-  private async gather(): Promise<void> {
-    if (this.gatherMs <= 0 || this.pending.length >= this.lastRound) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.gathered?.(), this.gatherMs);
-      this.gathered = () => {
-        clearTimeout(timer);
-        this.gathered = undefined;
-        resolve();
-      };
-    });
+  private startRounds(): void {
+    while (this.pending.length > 0 && this.running < this.maxRounds && !this.retrying) this.startRound();
+  }
+
+  private startRound(): void {
+    // Every link enqueued so far is in the group now; later ones go to a later round.
+    const batch = this.pending.splice(0);
+    this.running++;
+    this.roundCount++;
+    for (const item of batch) {
+      // Listen before asking: the announcement goes only to those already listening.
+      item.watch = this.deletions?.wait(item.index);
+      void item.watch?.deleted.then(() => {
+        if (!item.finished) this.announced++;
+        this.finish(item);
+      });
+    }
+    void deleteLinksInGroup(this.host, this.group)
+      .then(
+        // Also ENODEV: none left in the group, so an earlier round took these.
+        () => batch.forEach((item) => this.finish(item)),
+        (err: unknown) => {
+          if (isErrno(err, "ENODEV")) return batch.forEach((item) => this.finish(item));
+          const left = batch.filter((item) => !item.finished);
+          this.log.error({ err: (err as Error).message, links: left.length }, "bulk delete of retired links failed; retrying");
+          for (const item of left) item.watch?.cancel();
+          this.pending.unshift(...left);
+          this.retrying = true;
+          setTimeout(() => {
+            this.retrying = false;
+            this.startRounds();
+          }, RETRY_MS);
+        },
+      )
+      .finally(() => {
+        this.running--;
+        this.startRounds();
+        if (this.running === 0 && this.pending.length === 0 && !this.retrying) {
+          this.markIdle?.();
+          this.markIdle = undefined;
+        }
+      });
+  }
+
+  private finish(item: Retired): void {
+    if (item.finished) return;
+    item.finished = true;
+    item.watch?.cancel();
+    item.release();
+    item.done();
   }
 }

@@ -3,6 +3,8 @@
 // linux/veth.h). Only what the module uses.
 
 export const AF_UNSPEC = 0;
+/** Multicast group of link notifications (rtnetlink.h). */
+export const RTNLGRP_LINK = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 
