@@ -231,6 +231,27 @@ describe("workloadnetd end to end", () => {
     await assertHostConfigured(d, c);
   });
 
+  it("right after each Detach the same workload attaches again: same namespace, host name, pod interface and address", async (t) => {
+    // Detach answers when the kernel announces the link gone, before the
+    // kernel's delete has finished waiting: the name, the pod interface and
+    // the only IPv4 address of the /30 must all be free by then.
+    const d = await daemon(t, { args: ["--ipv4-prefix", "10.69.0.0/30", "--ipv6-prefix", "fd00:69::/64", "--mtu", "1400"] });
+    const pod = d.pod();
+    for (let i = 0; i < 20; i++) {
+      const a = await attach(d, "again", pod);
+      assert.equal(a.v4, "10.69.0.2", `round ${i}`);
+      assert.deepEqual(linkNames(pod.name).sort(), ["eth0", "lo"], `round ${i}`);
+      await d.client.detach({ workloadId: a.id, netns: { netnsPath: pod.path, ifName: "eth0" } });
+      // Gone when Detach returns: nothing of it on the host or in the pod.
+      assertHostClean(d);
+      assert.deepEqual(linkNames(pod.name), ["lo"], `round ${i}: the pod's interface is gone`);
+    }
+    const last = await attach(d, "again", pod);
+    assertPodConfigured(last);
+    await assertHostConfigured(d, last);
+    assert.ok(await ping(pod.name, "169.254.77.1"), "the pod reaches the host after 20 re-attaches");
+  });
+
   it("refuses a duplicate Attach; an exhausted /30 fails with RESOURCE_EXHAUSTED and leaves nothing", async (t) => {
     const d = await daemon(t, { args: ["--ipv4-prefix", "10.67.0.0/30", "--ipv6-prefix", "fd00:67::/64"] });
     const a = await attach(d, "dup", d.pod());
