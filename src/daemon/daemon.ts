@@ -80,7 +80,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     prefixSource.onChange(apply);
     prefixSource.onError((message) => log.error({ err: message }, "prefix source error; keeping the last good prefixes"));
 
-    const metrics = createMetrics({ ipam, registry });
+    // Only when served: the default process metrics watch every garbage collection.
+    const metrics = opts.metricsAddress !== undefined ? createMetrics({ ipam, registry }) : undefined;
     const svc = new WorkloadNetworkingService({
       host,
       ipam,
@@ -91,11 +92,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       log,
       reaper,
       deferred: opts.detachMode === "deferred",
-      metrics,
+      ...(metrics ? { metrics } : {}),
     });
     service = svc;
     let metricsAddress: string | undefined;
-    if (opts.metricsAddress !== undefined) {
+    if (metrics !== undefined && opts.metricsAddress !== undefined) {
       const m = await startMetricsServer(metrics.registry, opts.metricsAddress, log);
       cleanups.push(() => m.close());
       metricsAddress = m.address;
