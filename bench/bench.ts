@@ -8,7 +8,9 @@
 //       the IPv6 part costs ptp (it waits for the pod address's DAD).
 //   (b) our daemon (dist/src/cli/workloadnetd.js, started in a fresh host
 //       namespace via `ip netns exec`), Attach/Detach over gRPC on its unix
-//       socket, one HTTP/2 connection (@connectrpc/connect-node), both families.
+//       socket, one HTTP/2 connection (bench/lean-grpc-client.ts), both
+//       families; (b-in) the same calls as the daemon's log timed them; (b2)
+//       the same calls through @grpc/grpc-js's client.
 //   (c) our CNI plugin workloadnet-cni (searched for under build/), exec'd like
 //       (a), talking to the daemon of (b). Skipped while it is not built.
 //   (d) the kernel floor: the same kernel objects an Attach makes, made by
@@ -24,8 +26,9 @@
 //
 // Per workload: N sequential attaches (latency of each) then N sequential
 // detaches, then N attaches and N detaches with C concurrent callers (wall
-// time → pods/s). CPU per operation over the sequential phases (see notes
-// printed with the table). The daemon's RSS with 1 000 attachments.
+// time → pods/s; three rounds, the median). CPU per operation over the
+// sequential phases (see notes printed with the table). The daemon's RSS
+// with 1 000 attachments.
 // Pod namespaces are made before any timing and reused by every workload;
 // everything is removed at the end and what is left is counted.
 //
@@ -73,6 +76,8 @@ const HOST_VETH_MAC = "02:9c:52:fe:6d:0a";
 const FIRST_HOP_V4 = "169.254.77.1";
 const FIRST_HOP_V6 = "fe80::1";
 const ALL_PARTS = ["a", "a4", "b", "rss", "c", "d"] as const;
+/** The concurrent phases run this many times; the median rate is reported. */
+const CONCURRENT_ROUNDS = 3;
 
 // ---------------------------------------------------------------------------
 // Options
@@ -227,17 +232,23 @@ async function runWorkload(label: string, tag: string, driver: Driver, pods: Pod
     cpu1 = driver.cpu();
     r.cpuDetach = (sum(cpu1) - sum(cpu0)) / n;
 
-    // concurrent
-    let wall = await pool(n, opts.concurrency, async (i) => {
-      await driver.attach(concIds[i]!, pods[i]!, "eth0");
-      attached.add(~i);
-    });
-    r.attachRate = n / (wall / 1000);
-    wall = await pool(n, opts.concurrency, async (i) => {
-      await driver.detach(concIds[i]!, pods[i]!, "eth0");
-      attached.delete(~i);
-    });
-    r.detachRate = n / (wall / 1000);
+    // concurrent, CONCURRENT_ROUNDS times: the median rate (one round is short and noisy)
+    const attachRates: number[] = [];
+    const detachRates: number[] = [];
+    for (let round = 0; round < CONCURRENT_ROUNDS; round++) {
+      let wall = await pool(n, opts.concurrency, async (i) => {
+        await driver.attach(concIds[i]!, pods[i]!, "eth0");
+        attached.add(~i);
+      });
+      attachRates.push(n / (wall / 1000));
+      wall = await pool(n, opts.concurrency, async (i) => {
+        await driver.detach(concIds[i]!, pods[i]!, "eth0");
+        attached.delete(~i);
+      });
+      detachRates.push(n / (wall / 1000));
+    }
+    r.attachRate = quantile(attachRates, 0.5);
+    r.detachRate = quantile(detachRates, 0.5);
   } catch (err) {
     r.error = (err as Error).message.split("\n").slice(0, 4).join(" | ");
     for (const k of attached) {
@@ -642,20 +653,26 @@ async function runFloor(label: string, floorNs: string, pods: PodNamespace[], op
       );
       return nowMs() - t0;
     };
-    const emptyAttachWall = await schedule(false);
-    c.names.forEach((x) => made.add(x));
-    const attachWall = await schedule(true);
-    const rawAttachRate = n / (attachWall / 1000);
-    r.attachRate = n / ((attachWall - emptyAttachWall) / 1000);
+    // Each round pairs an empty and a real run; the medians of CONCURRENT_ROUNDS
+    // rounds are used (a difference of two short wall times is noisy).
     const delFiles = groups.map((idx, g) => write(`del-c-${g}.batch`, idx.map((i) => `link del ${c.names[i]}`)));
-    let t0 = nowMs();
-    await Promise.all(delFiles.map(() => ipBatch(floorNs, "/dev/null")));
-    const emptyDetachWall = nowMs() - t0;
-    t0 = nowMs();
-    await Promise.all(delFiles.map((f) => ipBatch(floorNs, f)));
-    const detachWall = nowMs() - t0;
-    c.names.forEach((x) => made.delete(x));
-    r.detachRate = n / ((detachWall - emptyDetachWall) / 1000);
+    const walls = { emptyAttach: [] as number[], attach: [] as number[], emptyDetach: [] as number[], detach: [] as number[] };
+    for (let round = 0; round < CONCURRENT_ROUNDS; round++) {
+      walls.emptyAttach.push(await schedule(false));
+      c.names.forEach((x) => made.add(x));
+      walls.attach.push(await schedule(true));
+      let t0 = nowMs();
+      await Promise.all(delFiles.map(() => ipBatch(floorNs, "/dev/null")));
+      walls.emptyDetach.push(nowMs() - t0);
+      t0 = nowMs();
+      await Promise.all(delFiles.map((f) => ipBatch(floorNs, f)));
+      walls.detach.push(nowMs() - t0);
+      c.names.forEach((x) => made.delete(x));
+    }
+    const med = (xs: number[]): number => quantile(xs, 0.5);
+    const rawAttachRate = n / (med(walls.attach) / 1000);
+    r.attachRate = n / ((med(walls.attach) - med(walls.emptyAttach)) / 1000);
+    r.detachRate = n / ((med(walls.detach) - med(walls.emptyDetach)) / 1000);
     return [
       r,
       {
