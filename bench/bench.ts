@@ -17,7 +17,7 @@
 //       iproute2 with one `ip -batch` for every pod's host-side steps and one
 //       `ip -n POD -batch` per pod; ip's own start-up is subtracted (each real
 //       run is paired with an `ip -n NS -batch /dev/null` run just before it;
-//       the concurrent schedule is run once with empty batches).
+//       the concurrent schedule is run with empty batches too, in each round).
 //
 // Run order: (d), (a), (a4), (b) after one untimed warm-up round, (c) on the
 // same daemon, then the RSS phase with its own 1 000 namespaces (made just
