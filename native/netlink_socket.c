@@ -430,41 +430,48 @@ static void exchange_complete(napi_env env, napi_status status, void *data) {
   exchange_free(env, ex);
 }
 
+// The arguments both exchange entry points take: (fd, request: Buffer,
+// terminals >= 1). On a bad one it throws a TypeError naming `usage` and
+// returns false.
+static bool exchange_args(napi_env env, napi_callback_info info, const char *usage, struct exchange *ex,
+                          napi_value *request_value) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fd, terminals;
+  bool is_buffer = false;
+  void *request = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      get_int32_arg(env, argv[0], &fd) < 0 || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok ||
+      !is_buffer || get_int32_arg(env, argv[2], &terminals) < 0 || terminals < 1 ||
+      napi_get_buffer_info(env, argv[1], &request, &ex->request_len) != napi_ok) {
+    napi_throw_type_error(env, NULL, usage);
+    return false;
+  }
+  ex->fd = fd;
+  ex->terminals = (uint32_t)terminals;
+  ex->request = request;
+  *request_value = argv[1];
+  return true;
+}
+
 // exchange(fd, request: Buffer, terminals: number): Promise<Buffer>
 // Sends the request and collects every reply datagram until `terminals`
 // NLMSG_ERROR/NLMSG_DONE messages have arrived. Runs off the main thread: the
 // kernel can block the sender for tens of milliseconds (e.g. a veth delete
 // waits for an RCU grace period).
 static napi_value exchange(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd, terminals;
-  bool is_buffer = false;
-  if (argc < 3 || get_int32_arg(env, argv[0], &fd) < 0 ||
-      napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
-      get_int32_arg(env, argv[2], &terminals) < 0 || terminals < 1) {
-    napi_throw_type_error(env, NULL, "exchange(fd, request: Buffer, terminals >= 1)");
-    return NULL;
-  }
   struct exchange *ex = calloc(1, sizeof *ex);
   if (ex == NULL) {
     napi_throw(env, errno_error(env, ENOMEM, "calloc"));
     return NULL;
   }
-  ex->fd = fd;
-  ex->terminals = (uint32_t)terminals;
-  void *request;
-  napi_value promise, name;
-  if (napi_get_buffer_info(env, argv[1], &request, &ex->request_len) != napi_ok) {
+  napi_value request, promise, name;
+  if (!exchange_args(env, info, "exchange(fd, request: Buffer, terminals >= 1)", ex, &request)) {
     exchange_free(env, ex);
-    napi_throw_error(env, NULL, "exchange: cannot read request buffer");
     return NULL;
   }
-  // Set before queueing: the worker may start at once. The reference keeps
-  // the buffer alive until the exchange completes.
-  ex->request = request;
-  if (napi_create_reference(env, argv[1], 1, &ex->request_ref) != napi_ok ||
+  // The reference keeps the buffer alive until the exchange completes.
+  if (napi_create_reference(env, request, 1, &ex->request_ref) != napi_ok ||
       napi_create_promise(env, &ex->deferred, &promise) != napi_ok ||
       napi_create_string_utf8(env, "netlinkExchange", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, exchange_execute, exchange_complete, ex,
@@ -482,24 +489,9 @@ static napi_value exchange(napi_env env, napi_callback_info info) {
 // at once: it saves the two thread handoffs of the pool (tens of
 // microseconds each), but blocks the caller for as long as the kernel takes.
 static napi_value exchange_sync(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd, terminals;
-  bool is_buffer = false;
-  if (argc < 3 || get_int32_arg(env, argv[0], &fd) < 0 ||
-      napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
-      get_int32_arg(env, argv[2], &terminals) < 0 || terminals < 1) {
-    napi_throw_type_error(env, NULL, "exchangeSync(fd, request: Buffer, terminals >= 1)");
-    return NULL;
-  }
-  struct exchange ex = {.fd = fd, .terminals = (uint32_t)terminals};
-  void *request;
-  if (napi_get_buffer_info(env, argv[1], &request, &ex.request_len) != napi_ok) {
-    napi_throw_error(env, NULL, "exchangeSync: cannot read request buffer");
-    return NULL;
-  }
-  ex.request = request;
+  struct exchange ex = {0};
+  napi_value request;
+  if (!exchange_args(env, info, "exchangeSync(fd, request: Buffer, terminals >= 1)", &ex, &request)) return NULL;
   exchange_execute(env, &ex);
   napi_value result = NULL;
   if (ex.err != 0) {

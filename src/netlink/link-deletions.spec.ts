@@ -3,7 +3,7 @@
 // comes from the kernel, whoever asked.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { assertSandbox, ip } from "../../test/sandbox.js";
 import { Handle } from "./handle.js";
 import { LinkDeletions } from "./link-deletions.js";
@@ -32,13 +32,19 @@ function listeningToLinks(): number {
   return rows.filter((r) => ours.has(r[inode]!) && (parseInt(r[groups]!, 16) & (1 << (RTNLGRP_LINK - 1))) !== 0).length;
 }
 
-test("a wait resolves when the kernel announces the link deleted, whoever deleted it", async (t) => {
+/** A handle and a listener in this process's namespace, closed after the test. */
+function opened(t: TestContext): { h: Handle; deletions: LinkDeletions } {
   const h = Handle.current();
   const deletions = LinkDeletions.open();
   t.after(async () => {
     deletions.close();
     await h.close();
   });
+  return { h, deletions };
+}
+
+test("a wait resolves when the kernel announces the link deleted, whoever deleted it", async (t) => {
+  const { h, deletions } = opened(t);
   const a = await createVeth(h, { name: `${tag}a`, peer: { name: `${tag}pa` } });
   const b = await createVeth(h, { name: `${tag}b`, peer: { name: `${tag}pb` } });
   const before = listeningToLinks();
@@ -58,12 +64,7 @@ test("a wait resolves when the kernel announces the link deleted, whoever delete
 });
 
 test("a cancelled wait never resolves and stops the listening", async (t) => {
-  const h = Handle.current();
-  const deletions = LinkDeletions.open();
-  t.after(async () => {
-    deletions.close();
-    await h.close();
-  });
+  const { h, deletions } = opened(t);
   const c = await createVeth(h, { name: `${tag}c`, peer: { name: `${tag}pc` } });
   const before = listeningToLinks();
   const w = deletions.wait(c.index);

@@ -10,6 +10,7 @@ import { AF_INET, AF_INET6, IFA_F_NODAD, NLM_F_DUMP, RTM_GETLINK, IFF_UP, RT_SCO
 import { parseMac } from "./codec/mac.js";
 import { NetlinkError } from "./errors.js";
 import { Handle } from "./handle.js";
+import { native } from "./native.js";
 import { blockingInFlight } from "./blocking.js";
 import { createVeth, createVethRequest, deleteLink, deleteLinkRequest, deleteLinksInGroup, getLinkByIndex, getLinkByName, listLinks, setLink, setLinkUp, type Link } from "./link.js";
 import { addPermanentNeighbour, listNeighbours } from "./neigh.js";
@@ -464,6 +465,22 @@ describe("errors", () => {
     // the kernel's own explanation, when it gives one, reaches the message
     const bad = await rejectsWith(addRoute(host.h, { family: AF_INET, dst: "10.9.0.0", dstLen: 24, oif: 99999 }), "ENODEV", /^add route 10\.9\.0\.0\/24 dev index 99999/);
     assert.ok(bad.extack === undefined || bad.message.includes(bad.extack));
+  });
+
+  it("the addon's exchanges, on the pool and inline: bad arguments are TypeErrors, a bad fd an errno error", async () => {
+    for (const bad of [[], [-1], [3, "x", 1], [3, Buffer.alloc(16), 0], ["3", Buffer.alloc(16), 1]] as unknown[][]) {
+      const call = (f: (...a: unknown[]) => unknown): unknown => f(...bad);
+      assert.throws(() => call(native.exchange as (...a: unknown[]) => unknown), /exchange\(fd, request: Buffer, terminals >= 1\)/);
+      assert.throws(() => call(native.exchangeSync as (...a: unknown[]) => unknown), /exchangeSync\(fd, request: Buffer, terminals >= 1\)/);
+    }
+    const fd = openSync("/dev/null", "r");
+    try {
+      const notNetlink = (err: unknown): boolean => (err as { code?: string; syscall?: string }).syscall === "sendto" && (err as { code?: string }).code === "ENOTSOCK";
+      assert.throws(() => native.exchangeSync(fd, Buffer.alloc(16), 1), notNetlink);
+      await assert.rejects(native.exchange(fd, Buffer.alloc(16), 1), notNetlink);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it("a closed fd or a non-network-namespace fd given to Handle.inNamespace", () => {
