@@ -701,8 +701,13 @@ async function runFloor(label: string, floorNs: string, pods: PodNamespace[], op
 // ---------------------------------------------------------------------------
 // Many namespaces at once (the RSS phase needs one per attachment)
 
-/** Round trips of an empty call, sequential, after 100 untimed ones. */
-async function timeStatusCalls(client: LeanClient, n: number): Promise<{ p50: number; callerCpu: number }> {
+/**
+ * Round trips of an empty call, sequential, after 100 untimed ones; then the
+ * same with both processes idle for 2 ms before each call, as the caller is
+ * while the daemon works on an Attach (an idle virtual CPU can take a while
+ * to wake).
+ */
+async function timeStatusCalls(client: LeanClient, n: number): Promise<{ p50: number; callerCpu: number; afterIdleP50: number }> {
   for (let i = 0; i < 100; i++) await client.status();
   const times: number[] = [];
   const cpu0 = callerCpuMs();
@@ -711,7 +716,15 @@ async function timeStatusCalls(client: LeanClient, n: number): Promise<{ p50: nu
     await client.status();
     times.push(nowMs() - t0);
   }
-  return { p50: quantile(times, 0.5), callerCpu: (callerCpuMs() - cpu0) / n };
+  const callerCpu = (callerCpuMs() - cpu0) / n;
+  const afterIdle: number[] = [];
+  for (let i = 0; i < n; i++) {
+    await new Promise((r) => setTimeout(r, 2));
+    const t0 = nowMs();
+    await client.status();
+    afterIdle.push(nowMs() - t0);
+  }
+  return { p50: quantile(times, 0.5), callerCpu, afterIdleP50: quantile(afterIdle, 0.5) };
 }
 
 /**
@@ -812,7 +825,10 @@ async function main(): Promise<void> {
         const emptyCall = await timeStatusCalls(daemon.lean, 300);
         const logged = daemon.calls.length;
         const r = await runWorkload(daemonLabel(opts), "b", drv, pods, opts);
-        r.notes.push(`an empty call (Status) through the same client and connection: p50 ${fmtMs(emptyCall.p50)}, ${fmtMs(emptyCall.callerCpu)} of this process's CPU per call`);
+        r.notes.push(
+          `an empty call (Status) through the same client and connection: p50 ${fmtMs(emptyCall.p50)}, ${fmtMs(emptyCall.callerCpu)} of this process's CPU per call; ` +
+            `p50 ${fmtMs(emptyCall.afterIdleP50)} when both sides were idle for 2 ms before it`,
+        );
         results.push(r);
         if (!r.error) results.push(insideDaemon(daemon.calls.slice(logged), n, opts));
         if (r.windows.seqAttach) profileWindows.push({ label: "(b) sequential attaches", w: r.windows.seqAttach });
