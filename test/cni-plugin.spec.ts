@@ -3,12 +3,12 @@
 // the daemon's host namespace, against the real daemon. Kernel state is
 // checked with iproute2. Runs only inside the sandbox (test/run-in-sandbox.sh).
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
-import { DaemonHarness, linkNames, type IpLink, type IpRoute, type StartOptions } from "./daemon-harness.js";
+import { DaemonHarness, DEFAULT_ARGS, linkNames, type IpLink, type IpRoute, type StartOptions } from "./daemon-harness.js";
 import { CNI_PLUGIN, cniError, cniOk, runCni, type CniEnvVars, type CniRun } from "./cni-exec.js";
 import { assertSandbox, ip, ipJson, ping, type PodNamespace } from "./sandbox.js";
 import { decodeReply, encodeRequest, MAGIC } from "../src/cni/wire.js";
@@ -340,6 +340,25 @@ describe("workloadnet-cni (C forwarder + daemon)", { concurrency: false }, () =>
     await add(d, again);
     cniOk(await cni(d, "GC", {}, conf(d, "1.1.0", { "cni.dev/valid-attachments": [...valid, { containerID: again.env.CNI_CONTAINERID, ifname: "eth0" }] })));
     assert.equal((await attachedIds(d)).length, 4);
+  });
+
+  it("--cni-state-file: the records are kept where it says, and DEL finds them after a restart", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "wl-cni-state-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const stateFile = join(dir, "records.json");
+    const d = await daemon(t, { args: [...DEFAULT_ARGS, "--cni-state-file", stateFile] });
+    const pod = podFor(d, "K8S_POD_UID=0b6c1a4e-8d2b-4c3a-9e1f-0a1b2c3d4e01");
+    await add(d, pod);
+    const records = JSON.parse(readFileSync(stateFile, "utf8")) as { attachments: { containerId?: string }[] };
+    assert.equal(records.attachments.length, 1);
+    assert.ok(JSON.stringify(records).includes(pod.env.CNI_CONTAINERID!), "the record names the container");
+    assert.equal(existsSync(d.socketPath.replace(/\.sock$/, ".cni-attachments.json")), false, "nothing at the default place");
+
+    await d.stop({ expectCleanExit: true });
+    await d.restart();
+    // DEL by container id only works through the record: the workload is named by the pod UID.
+    cniOk(await cni(d, "DEL", pod.env, conf(d, "1.1.0")));
+    assert.deepEqual(await attachedIds(d), []);
   });
 
   it("K8S_POD_UID names the workload; GC and DEL still find it by container id, also after a daemon restart", async (t) => {

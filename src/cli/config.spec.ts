@@ -54,6 +54,7 @@ describe("defaults and flags", () => {
       detachMode: "sync",
       metricsAddress: undefined,
       socketGroup: undefined,
+      cniStateFile: undefined,
       configFile: undefined,
     });
   });
@@ -70,6 +71,7 @@ describe("defaults and flags", () => {
       "--detach-mode=deferred",
       "--metrics-address", "[::1]:9650",
       "--socket-group", "containerd",
+      "--cni-state-file=/var/lib/workloadnet/cni.json",
     ]);
     assert.deepEqual(config, {
       socketPath: "/run/wl/api.sock",
@@ -82,6 +84,7 @@ describe("defaults and flags", () => {
       detachMode: "deferred",
       metricsAddress: { host: "::1", port: 9650 },
       socketGroup: 1234,
+      cniStateFile: "/var/lib/workloadnet/cni.json",
       configFile: undefined,
     });
   });
@@ -121,6 +124,7 @@ describe("bad values give one-line ConfigErrors naming the flag and value", () =
       fails(["--metrics-address", bad], `invalid --metrics-address ${JSON.stringify(bad)}: ${hostPortReason}`);
     }
     fails(["--detach-mode", "lazy"], 'invalid --detach-mode "lazy": must be one of sync, deferred');
+    fails(["--cni-state-file", "cni.json"], 'invalid --cni-state-file "cni.json": must be an absolute path');
     fails(["--log-level", "verbose"], 'invalid --log-level "verbose": must be one of trace, debug, info, warn, error, fatal');
     fails(["--log-level", "INFO"], /^invalid --log-level "INFO": /);
     for (const level of ["trace", "debug", "info", "warn", "error", "fatal"]) {
@@ -219,6 +223,7 @@ describe("config file", () => {
         "detach-mode": "sync",
         "metrics-address": "127.0.0.1:9650",
         "socket-group": 1234,
+        "cni-state-file": "/var/lib/wl/cni.json",
       }),
     );
     assert.deepEqual(parse(["--config", "/etc/wl.json"], {}, file), {
@@ -232,6 +237,7 @@ describe("config file", () => {
       detachMode: "sync",
       metricsAddress: { host: "127.0.0.1", port: 9650 },
       socketGroup: 1234,
+      cniStateFile: "/var/lib/wl/cni.json",
       configFile: "/etc/wl.json",
     });
     const overridden = parse(["--config", "/etc/wl.json", "--mtu", "9000", "--ipv4-prefix", "10.1.0.0/16"], {}, file);

@@ -36,6 +36,8 @@ export interface DaemonConfig {
   metricsAddress: { host: string; port: number } | undefined;
   /** Group (resolved to a gid) that gets read/write access to the socket. */
   socketGroup: number | undefined;
+  /** The CNI plugin's records of its attachments (absolute path); default: beside the socket. */
+  cniStateFile: string | undefined;
   /** The config file that was read, if any. */
   configFile: string | undefined;
 }
@@ -45,7 +47,8 @@ export const DEFAULT_MTU = 1500;
 export const DEFAULT_LINK_GROUP = 8;
 export const DEFAULT_LOG_LEVEL: LogLevel = "info";
 /**
- * sync: Detach answers after the kernel deleted the veth (~20 ms each).
+ * sync: Detach answers once the kernel has deleted the veth (as soon as it
+ * announces the deletion, a millisecond or so after asking).
  * deferred: Detach takes the link down and out of service, answers at once,
  * and the kernel deletes such links in bulk right after; the name and the
  * addresses are freed only when the deletion is done.
@@ -163,6 +166,13 @@ const SETTINGS = [
     argName: "host:port",
     description: "serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9650 (default: off)",
     parse: (raw) => hostPort(raw),
+  }),
+  setting({
+    key: "cni-state-file",
+    field: "cniStateFile",
+    argName: "path",
+    description: "where the CNI plugin's attachments are recorded (default: SOCKET-NAME.cni-attachments.json beside the socket)",
+    parse: (raw) => absolutePath(raw),
   }),
   setting({
     key: "socket-group",
@@ -451,6 +461,7 @@ export function parseConfig(
     detachMode: DEFAULT_DETACH_MODE,
     metricsAddress: undefined,
     socketGroup: undefined,
+    cniStateFile: undefined,
     configFile,
   };
   for (const s of SETTINGS) {

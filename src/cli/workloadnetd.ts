@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     ...(config.metricsAddress !== undefined ? { metricsAddress: config.metricsAddress } : {}),
     ...(config.prefixFile !== undefined ? { prefixFile: config.prefixFile } : {}),
     ...(config.socketGroup !== undefined ? { socketGroup: config.socketGroup } : {}),
+    ...(config.cniStateFile !== undefined ? { cniStateFile: config.cniStateFile } : {}),
   }).catch((err: unknown) => {
     log.fatal({ err: (err as Error).message }, "workloadnetd failed to start");
     process.exit(1);
