@@ -156,7 +156,7 @@ interface Result {
   cpuDetach: number;
   callerCpuAttach: number; // ms per attach in the calling process (spawn, gRPC client)
   /** hrtime ms windows of the sequential phases (for the daemon's profile). */
-  windows: { seqAttach?: [number, number]; seqDetach?: [number, number] };
+  windows: { seqAttach?: [number, number]; seqDetach?: [number, number]; concAttach?: [number, number] };
   notes: string[];
   error?: string;
 }
@@ -236,10 +236,12 @@ async function runWorkload(label: string, tag: string, driver: Driver, pods: Pod
     const attachRates: number[] = [];
     const detachRates: number[] = [];
     for (let round = 0; round < CONCURRENT_ROUNDS; round++) {
+      const w0 = nowMs();
       let wall = await pool(n, opts.concurrency, async (i) => {
         await driver.attach(concIds[i]!, pods[i]!, "eth0");
         attached.add(~i);
       });
+      if (round === 0) r.windows.concAttach = [w0, nowMs()];
       attachRates.push(n / (wall / 1000));
       wall = await pool(n, opts.concurrency, async (i) => {
         await driver.detach(concIds[i]!, pods[i]!, "eth0");
@@ -833,6 +835,7 @@ async function main(): Promise<void> {
         if (!r.error) results.push(insideDaemon(daemon.calls.slice(logged), n, opts));
         if (r.windows.seqAttach) profileWindows.push({ label: "(b) sequential attaches", w: r.windows.seqAttach });
         if (r.windows.seqDetach) profileWindows.push({ label: "(b) sequential detaches", w: r.windows.seqDetach });
+        if (r.windows.concAttach) profileWindows.push({ label: `(b) attaches with ${C} callers (first round)`, w: r.windows.concAttach });
         progress("(b2) the same calls through @grpc/grpc-js's client");
         results.push(await runWorkload(`${daemonLabel(opts).replace("(b)", "(b2)")}, grpc-js client`, "j", daemonDriver(daemon, "grpc-js"), pods, opts));
       }

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { AF_INET, AF_INET6 } from "./constants.js";
-import { bytesToIp, familyOf, familyOfBytes, ipToBytes, maxPrefixLen } from "./ip.js";
+import { isIPv4, isIPv6 } from "node:net";
+import { bytesToIp, familyOf, familyOfBytes, ipToBytes, maxPrefixLen, parseIp } from "./ip.js";
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/[: ]/g, ""), "hex");
 
@@ -90,5 +91,43 @@ describe("IPv6 formatting (RFC 5952)", () => {
     assert.equal(familyOfBytes(Buffer.alloc(16)), AF_INET6);
     assert.equal(maxPrefixLen(AF_INET), 32);
     assert.equal(maxPrefixLen(AF_INET6), 128);
+  });
+});
+
+describe("the hand-written parser accepts exactly what node:net accepts", () => {
+  const pieces = ["", "0", "1", "00", "01", "255", "256", "ff", "FFFF", "fffff", "abcd", "g", ":", "::", ":::", ".", "1.2.3.4", "10.0.0.1", "1.2.3", "1.2.3.04", "%", "%eth0", "%a%b", "%a.b-c:d", "% ", " "];
+  it("on 200 000 seeded random compositions, with the same bytes as node's URL parser", () => {
+    let seed = 777;
+    const rnd = (k: number): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) >>> 8) % k;
+    let valid4 = 0;
+    let valid6 = 0;
+    for (let n = 0; n < 200_000; n++) {
+      let text = "";
+      const len = 1 + rnd(9);
+      for (let k = 0; k < len; k++) text += rnd(3) === 0 ? pieces[rnd(pieces.length)] : rnd(2) === 0 ? ":" : String(rnd(3) === 0 ? rnd(70000).toString(16) : rnd(300));
+      const ours = parseIp(text);
+      const v4 = isIPv4(text);
+      const v6 = isIPv6(text);
+      assert.equal(ours?.length, v4 ? 4 : v6 ? 16 : undefined, JSON.stringify(text));
+      if (v4) {
+        valid4++;
+        assert.deepEqual([...ours!], text.split(".").map(Number), text);
+      } else if (v6) {
+        valid6++;
+        const bare = text.split("%")[0]!;
+        const canonical = new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+        assert.equal(bytesToIp(ours!), canonical, JSON.stringify(text));
+      }
+    }
+    // The generator must reach both kinds often enough for the test to mean something.
+    assert.ok(valid4 > 100 && valid6 > 1000, `only ${valid4} IPv4 and ${valid6} IPv6 addresses generated`);
+  });
+
+  it("on the edge cases", () => {
+    for (const text of ["01.1.1.1", "1.1.1.01", "0.0.0.0", "1.1.1.1 ", "fe80::1%eth0", "fe80::1%", "::ffff:1.2.3.4", "1:2:3:4:5:6:7::", "::1:2:3:4:5:6:7",
+      "1::2:3:4:5:6:7:8", ":1::", "1:2:3:4:5:6:1.2.3.4", "::", "0:0:0:0:0:0:0:0", "00000::1", "::FFFF", "1:2:3:4:5:6:7:8:9", "fe80::1%eth0%x", "::1.2.3.04",
+      "1::2::3", "::%1", "1.2.3.4::", "::1.2.3.4:1", "1:2:3:4:5:6:7:1.2.3.4", "1::1.2.3.4", "1:", ":1", "1::1:", "fe80::1%a::b"]) {
+      assert.equal(parseIp(text)?.length, isIPv4(text) ? 4 : isIPv6(text) ? 16 : undefined, JSON.stringify(text));
+    }
   });
 });
