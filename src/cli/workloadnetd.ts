@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --max-old-space-size=256
+#!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=256
 // workloadnetd: the workload networking daemon.
 import "../daemon/threadpool.js";
 import { pino } from "pino";
