@@ -3,6 +3,7 @@
 // regular expression) cost more than the rest of building the messages. The
 // accepted syntax is node:net's (its tests compare the two).
 import { AF_INET, AF_INET6 } from "./constants.js";
+import { hexDigit } from "./hex.js";
 
 export function ipToBytes(text: string): Buffer {
   const b = parseIp(text);
@@ -77,7 +78,7 @@ function parseGroups(text: string, start: number, end: number, out: Buffer, at: 
     let j = i;
     let value = 0;
     while (j < end && j - i < 5) {
-      const h = hexValue(text.charCodeAt(j));
+      const h = hexDigit(text.charCodeAt(j));
       if (h < 0) break;
       value = value * 16 + h;
       j++;
@@ -96,13 +97,6 @@ function parseGroups(text: string, start: number, end: number, out: Buffer, at: 
     i = j + 1;
     if (i === end) return -1; // a trailing single colon
   }
-}
-
-function hexValue(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return -1;
 }
 
 /** What node:net accepts in an IPv6 zone: letters, digits, "-", "." and ":". */
