@@ -229,6 +229,7 @@ async function runWorkload(label: string, tag: string, driver: Driver, pods: Pod
       attached.delete(i);
     }
     r.windows.seqDetach = [w0, nowMs()];
+    const seqRate = (w: [number, number] | undefined): number => (w ? n / ((w[1] - w[0]) / 1000) : NaN);
     cpu1 = driver.cpu();
     r.cpuDetach = (sum(cpu1) - sum(cpu0)) / n;
 
@@ -251,6 +252,12 @@ async function runWorkload(label: string, tag: string, driver: Driver, pods: Pod
     }
     r.attachRate = quantile(attachRates, 0.5);
     r.detachRate = quantile(detachRates, 0.5);
+    const sa = seqRate(r.windows.seqAttach);
+    const sd = seqRate(r.windows.seqDetach);
+    r.notes.push(
+      `one caller at a time: ${fmtRate(sa)} attaches, ${fmtRate(sd)} detaches; ${opts.concurrency} callers: ` +
+        `${fmtRatio(r.attachRate / sa)} and ${fmtRatio(r.detachRate / sd)} that`,
+    );
   } catch (err) {
     r.error = (err as Error).message.split("\n").slice(0, 4).join(" | ");
     for (const k of attached) {
