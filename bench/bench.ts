@@ -6,7 +6,7 @@
 //       runtime does it: CNI_* environment + network config on stdin.
 //       Dual-stack. (a4) is the same, IPv4 only: an extra row showing what
 //       the IPv6 part costs ptp (it waits for the pod address's DAD).
-//   (b) our daemon (dist/src/cli/workloadnetd.js, started in a fresh host
+//   (b) our daemon (dist/src/cli/workloadnetd.cjs, started in a fresh host
 //       namespace via `ip netns exec`), Attach/Detach over gRPC on its unix
 //       socket, one HTTP/2 connection (bench/lean-grpc-client.ts), both
 //       families; (b-in) the same calls as the daemon's log timed them; (b2)
@@ -68,7 +68,7 @@ import {
 import { summarizeProfile } from "./cpuprofile.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
-const DAEMON_JS = fileURLToPath(new URL("../src/cli/workloadnetd.js", import.meta.url));
+const DAEMON_JS = fileURLToPath(new URL("../src/cli/workloadnetd.cjs", import.meta.url));
 const CNI_DIR = "/usr/lib/cni";
 const DAEMON_V4 = "10.90.0.0/16";
 const DAEMON_V6 = "fd00:90::/64";

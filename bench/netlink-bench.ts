@@ -5,7 +5,6 @@
 //
 //   node dist/bench/netlink-bench.js [--n 50]      (or N=50 in the environment)
 // The daemon sizes libuv's pool for overlapping kernel waits; measure the module the same way.
-import "../src/daemon/threadpool.js";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,4 +1,4 @@
-// Runs the real daemon (dist/src/cli/workloadnetd.js) as a child process in a
+// Runs the real daemon (dist/src/cli/workloadnetd.cjs) as a child process in a
 // fresh "host" network namespace of its own, for end-to-end tests and the demo.
 // Each daemon gets its own host namespace (`ip netns add hostXXXX`) and socket
 // under /run/workloadnet/, so tests do not see each other's links or routes.
@@ -16,7 +16,7 @@ import { connectClient, grpcJsClient, type ConnectTestClient, type GrpcJsTestCli
 import { assertSandbox, createNamespace, ip, ipJson, uniqueName, type IpLink, type IpRoute, type PodNamespace } from "./sandbox.js";
 
 /** The compiled daemon entry point, next to this file's compiled copy (dist/test -> dist/src). */
-export const DAEMON_JS = fileURLToPath(new URL("../src/cli/workloadnetd.js", import.meta.url));
+export const DAEMON_JS = fileURLToPath(new URL("../src/cli/workloadnetd.cjs", import.meta.url));
 
 export interface LogLine {
   level: number;

@@ -3,7 +3,7 @@
 // Runs only inside the sandbox (test/run-in-sandbox.sh).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
@@ -324,6 +324,16 @@ describe("workloadnetd end to end", () => {
     await Promise.all(all.map((a) => d.client.detach({ workloadId: a.id, netns: { netnsPath: a.pod.path, ifName: "eth0" } })));
     assertHostClean(d);
     for (const a of all.slice(0, 4)) assert.deepEqual(linkNames(a.pod.name), ["lo"]);
+  });
+
+  it("runs with 24 threads in libuv's pool, so kernel waits of deletes do not queue other requests", async (t) => {
+    const d = await daemon(t);
+    await attach(d, "pool", d.pod()); // the pool has started by now
+    const pid = d.pid!;
+    assert.equal(readFileSync(`/proc/${pid}/comm`, "utf8").trim(), "node");
+    const threads = readdirSync(`/proc/${pid}/task`).length;
+    // The main thread, V8's and Node's own few, and the pool's 24 (4 without the bin's setting).
+    assert.ok(threads >= 25, `only ${threads} threads in the daemon`);
   });
 
   it("exits 0 on SIGTERM and removes its socket", async (t) => {

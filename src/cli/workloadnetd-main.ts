@@ -1,6 +1,5 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=256
-// workloadnetd: the workload networking daemon.
-import "../daemon/threadpool.js";
+// workloadnetd: the workload networking daemon. Started through
+// workloadnetd.cts (the bin), which sizes libuv's thread pool first.
 import { pino } from "pino";
 import { parsePrefix, type Prefixes } from "../ipam/prefix.js";
 import { startDaemon } from "../daemon/daemon.js";
