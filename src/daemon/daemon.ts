@@ -43,8 +43,8 @@ export interface RunningDaemon {
   close(): Promise<void>;
 }
 
-/** Host netlink sockets: enough for the Detaches that block in the kernel to overlap. */
-const HOST_SOCKETS = 16;
+/** Host netlink sockets: the reaper's rounds (up to 12, each waiting in the kernel) and the calls' own requests. */
+const HOST_SOCKETS = 24;
 
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { log } = opts;

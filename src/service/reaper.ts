@@ -21,8 +21,13 @@ import type { DeletionWait, LinkDeletions } from "../netlink/link-deletions.js";
 export const retiringGroup = (linkGroup: number): number => (linkGroup ^ 0x80000000) >>> 0;
 
 const RETRY_MS = 200;
-/** Each running round holds a host socket (and a pool thread) for the kernel's wait. */
-export const DEFAULT_MAX_ROUNDS = 4;
+/**
+ * Each running round holds a host socket and a pool thread for the kernel's
+ * ~20 ms wait. Fewer than one round per few milliseconds of Detaches made
+ * Detaches wait for a free round (a 4-round limit put a ~20 ms tail on one
+ * Detach in five at one caller's pace).
+ */
+export const DEFAULT_MAX_ROUNDS = 12;
 
 interface Retired {
   index: number;
