@@ -13,6 +13,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connectClient, type ConnectTestClient } from "../test/grpc-clients.js";
 import { DaemonHarness, mapLimit } from "../test/daemon-harness.js";
 import { createPods, dirtyPods, fdCount, fdKinds, removePods, rssKiB, waitFdCount, waitHostClean } from "../test/host-state.js";
+import { HOST_SOCKETS } from "../src/daemon/daemon.js";
 
 export interface SoakOptions {
   cycles: number;
@@ -52,10 +53,10 @@ export interface SoakReport {
 
 const V4_PREFIX = "10.68.0.0/26"; // 61 addresses: .2 .. .62
 const V4_CAPACITY = 61;
-// The daemon keeps up to 24 host netlink sockets open once a burst has needed
-// them (daemon.ts, HOST_SOCKETS): a bounded pool, not a leak. A leak grows
-// with the cycles, thousands here.
-const FD_SLACK = 2 + 24;
+// The daemon keeps up to HOST_SOCKETS netlink sockets open once a burst has
+// needed them: a bounded pool, not a leak. A leak grows with the cycles,
+// thousands here.
+const FD_SLACK = 2 + HOST_SOCKETS;
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;

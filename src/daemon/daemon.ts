@@ -18,6 +18,7 @@ import { setupNode } from "../service/node-setup.js";
 import { recoverFromKernel } from "../service/recover.js";
 import { AttachmentRegistry } from "../service/registry.js";
 import { WorkloadNetworkingService } from "../service/workload-service.js";
+import { ActiveCalls } from "../service/active-calls.js";
 
 export interface DaemonOptions {
   socketPath: string;
@@ -44,7 +45,7 @@ export interface RunningDaemon {
 }
 
 /** Host netlink sockets: the reaper's rounds (up to 12, each waiting in the kernel) and the calls' own requests. */
-const HOST_SOCKETS = 24;
+export const HOST_SOCKETS = 24;
 
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { log } = opts;
@@ -52,8 +53,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   // Attach's requests take the kernel microseconds, less than a handoff to the
   // thread pool and back; but while other calls run, the pool lets their work
   // overlap the kernel's. So inline only while at most one call is running.
-  let service: WorkloadNetworkingService | undefined;
-  const host = Handle.current({ maxSockets: HOST_SOCKETS, inline: () => (service?.activeCalls ?? 0) <= 1 });
+  const activeCalls = new ActiveCalls();
+  const host = Handle.current({ maxSockets: HOST_SOCKETS, inline: () => activeCalls.count <= 1 });
   const cleanups: (() => Promise<void> | void)[] = [() => host.close()];
   try {
     await setupNode(host, log);
@@ -82,7 +83,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
     // Only when served: the default process metrics watch every garbage collection.
     const metrics = opts.metricsAddress !== undefined ? createMetrics({ ipam, registry }) : undefined;
-    const svc = new WorkloadNetworkingService({
+    const service = new WorkloadNetworkingService({
       host,
       ipam,
       registry,
@@ -93,19 +94,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       reaper,
       deferred: opts.detachMode === "deferred",
       ...(metrics ? { metrics } : {}),
+      activeCalls,
     });
-    service = svc;
     let metricsAddress: string | undefined;
     if (metrics !== undefined && opts.metricsAddress !== undefined) {
       const m = await startMetricsServer(metrics.registry, opts.metricsAddress, log);
       cleanups.push(() => m.close());
       metricsAddress = m.address;
     }
-    const cni = await createCniEndpoint({ service: svc, log, stateFile: opts.cniStateFile ?? defaultCniStateFile(opts.socketPath) });
+    const cni = await createCniEndpoint({ service, log, stateFile: opts.cniStateFile ?? defaultCniStateFile(opts.socketPath) });
     const server = await startGrpcServer({
       sideProtocol: cni,
       socketPath: opts.socketPath,
-      service: svc,
+      service,
       logger: log,
       ...(opts.socketGroup !== undefined ? { socketGroup: opts.socketGroup } : {}),
     });
@@ -114,7 +115,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
     let closing: Promise<void> | undefined;
     return {
-      service: svc,
+      service,
       metricsAddress,
       close: () => (closing ??= runCleanups(cleanups)),
     };

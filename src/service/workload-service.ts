@@ -13,6 +13,7 @@ import type { LinkReaper } from "./reaper.js";
 import type { AttachmentRegistry } from "./registry.js";
 import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, StatusDetails, WorkloadService } from "./types.js";
 import { checkAttachment } from "./check.js";
+import { ActiveCalls } from "./active-calls.js";
 import { HOST_VETH_MAC } from "./constants.js";
 import { preview, validateNetns, validateWorkloadId } from "./validate.js";
 
@@ -28,22 +29,33 @@ export interface ServiceDeps {
   /** Detach answers before the kernel has deleted the link (see reaper.ts). */
   deferred: boolean;
   metrics?: DaemonMetrics;
+  /** Counts the running Attach and Detach calls (shared with the netlink handles' inline policy). */
+  activeCalls?: ActiveCalls;
 }
 
 export class WorkloadNetworkingService implements WorkloadService {
   private readonly locks = new KeyedMutex();
-  private active = 0;
+  private readonly active: ActiveCalls;
 
-  constructor(private readonly deps: ServiceDeps) {}
+  constructor(private readonly deps: ServiceDeps) {
+    this.active = deps.activeCalls ?? new ActiveCalls();
+  }
 
   /** Attach and Detach calls running now. */
   get activeCalls(): number {
-    return this.active;
+    return this.active.count;
   }
 
-  async attach(input: AttachInput): Promise<AttachOutput> {
+  attach(input: AttachInput): Promise<AttachOutput> {
+    return this.active.run(() => this.attachCall(input));
+  }
+
+  detach(input: DetachInput): Promise<void> {
+    return this.active.run(() => this.detachCall(input));
+  }
+
+  private async attachCall(input: AttachInput): Promise<AttachOutput> {
     const started = performance.now();
-    this.active++;
     try {
       validateWorkloadId(input.workloadId);
       const netns = validateNetns(input.netns);
@@ -61,14 +73,11 @@ export class WorkloadNetworkingService implements WorkloadService {
     } catch (err) {
       this.logCall("attach", input.workloadId, started, {}, err);
       throw err;
-    } finally {
-      this.active--;
     }
   }
 
-  async detach(input: DetachInput): Promise<void> {
+  private async detachCall(input: DetachInput): Promise<void> {
     const started = performance.now();
-    this.active++;
     try {
       validateWorkloadId(input.workloadId);
       // netns is optional for Detach: the host side alone identifies what to remove.
@@ -78,8 +87,6 @@ export class WorkloadNetworkingService implements WorkloadService {
     } catch (err) {
       this.logCall("detach", input.workloadId, started, {}, err);
       throw err;
-    } finally {
-      this.active--;
     }
   }
 
