@@ -2,9 +2,9 @@
 // state of a daemon's host namespace and of pod namespaces (through iproute2,
 // an independent witness), and the daemon process's descriptors and memory.
 // Only inside the sandbox (test/run-in-sandbox.sh).
-import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { HOST_SOCKETS } from "../src/daemon/daemon.js";
 import type { IpLink, IpRoute } from "./daemon-harness.js";
 import { ipJson, type PodNamespace } from "./sandbox.js";
 
@@ -75,33 +75,55 @@ export function dirtyPods(pods: readonly PodNamespace[]): string[] {
   return out;
 }
 
-/** Number of open file descriptors of a process. */
-export function fdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
+/**
+ * A process's descriptors, split in two: netlink sockets of the process's own
+ * network namespace (the daemon's host handle keeps a bounded pool of them,
+ * plus its link monitor), and everything else, which must come back to its
+ * baseline after a burst. A pod's netlink socket belongs to the pod's
+ * namespace, so a leaked one counts as "other".
+ */
+/** At most this many host netlink sockets in the daemon: its host handle's pool and the link monitor. */
+export const DAEMON_HOST_NETLINK_MAX = HOST_SOCKETS + 1;
+
+export interface FdCensus {
+  total: number;
+  hostNetlink: number;
+  other: number;
+  /** By kind ("socket", "anon_inode:[eventfd]", "/dev/null", …), for messages. */
+  kinds: Record<string, number>;
 }
 
-/** Where a process's descriptors point, counted by kind ("socket", "anon_inode:[eventfd]", "/dev/null", …). */
-export function fdKinds(pid: number): Record<string, number> {
-  const kinds: Record<string, number> = {};
+export function fdCensus(pid: number): FdCensus {
+  const netlinkInodes = new Set<string>();
+  // Columns: sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+  for (const line of readFileSync(`/proc/${pid}/net/netlink`, "utf8").split("\n").slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length >= 10) netlinkInodes.add(cols[9]!);
+  }
+  const census: FdCensus = { total: 0, hostNetlink: 0, other: 0, kinds: {} };
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     let target: string;
     try {
-      target = execFileSync("readlink", [`/proc/${pid}/fd/${fd}`], { encoding: "utf8" }).trim();
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
     } catch {
-      continue;
+      continue; // closed meanwhile
     }
+    census.total++;
+    const socket = /^socket:\[(\d+)\]$/.exec(target);
+    if (socket && netlinkInodes.has(socket[1]!)) census.hostNetlink++;
+    else census.other++;
     const kind = target.replace(/:\[\d+\]$/, "");
-    kinds[kind] = (kinds[kind] ?? 0) + 1;
+    census.kinds[kind] = (census.kinds[kind] ?? 0) + 1;
   }
-  return kinds;
+  return census;
 }
 
-/** Polls until the fd count is at most `limit` (closed client connections take a moment to close on the server). */
-export async function waitFdCount(pid: number, limit: number, timeoutMs = 3000): Promise<number> {
+/** Polls until at most `otherLimit` descriptors other than host netlink sockets are open (closed client connections take a moment to close on the server). */
+export async function waitFdsBack(pid: number, otherLimit: number, timeoutMs = 3000): Promise<FdCensus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const n = fdCount(pid);
-    if (n <= limit || Date.now() > deadline) return n;
+    const census = fdCensus(pid);
+    if (census.other <= otherLimit || Date.now() > deadline) return census;
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -12,7 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import { AttachRequestSchema, DetachRequestSchema, StatusRequestSchema } from "../src/gen/workload_pb.js";
 import { DaemonHarness, mapLimit, sleep } from "./daemon-harness.js";
 import { grpcJsClient, SERVICE_NAME, type GrpcJsTestClient } from "./grpc-clients.js";
-import { createPods, dirtyPods, fdCount, fdKinds, hostLinks, podLinks, removePods, waitFdCount, waitHostClean } from "./host-state.js";
+import { createPods, DAEMON_HOST_NETLINK_MAX, dirtyPods, fdCensus, hostLinks, podLinks, removePods, waitFdsBack, waitHostClean } from "./host-state.js";
 import { assertSandbox, type PodNamespace } from "./sandbox.js";
 
 const V4_PREFIX = "10.67.0.0/27"; // 29 addresses: .2 .. .30
@@ -119,8 +119,10 @@ describe("hostile input", () => {
     await detachAllByAlias();
     assert.deepEqual(await waitHostClean(h.hostNs), [], `${label}: nothing left in the host namespace`);
     assert.deepEqual(dirtyPods(pods), [], `${label}: pods hold only lo`);
-    const fds = await waitFdCount(pid, baselineFds + FD_SLACK);
-    assert.ok(fds <= baselineFds + FD_SLACK, `${label}: ${fds} descriptors open, ${baselineFds} at the start: ${JSON.stringify(fdKinds(pid))}`);
+    const fds = await waitFdsBack(pid, baselineFds + FD_SLACK);
+    const seen = `${fds.other} descriptors besides host netlink sockets open, ${baselineFds} at the start: ${JSON.stringify(fds.kinds)}`;
+    assert.ok(fds.other <= baselineFds + FD_SLACK, `${label}: ${seen}`);
+    assert.ok(fds.hostNetlink <= DAEMON_HOST_NETLINK_MAX, `${label}: ${fds.hostNetlink} host netlink sockets, at most ${DAEMON_HOST_NETLINK_MAX} expected`);
     assert.ok(h.running, `${label}: the daemon still runs`);
   }
 
@@ -139,7 +141,7 @@ describe("hostile input", () => {
     }
     closeClients();
     await sleep(200);
-    baselineFds = fdCount(pid);
+    baselineFds = fdCensus(pid).other;
   });
 
   after(async () => {

@@ -17,5 +17,5 @@ test("400 attach/detach cycles from 16 clients leak nothing", async () => {
   assert.equal(r.leakedAddresses, 0);
   assert.equal(r.leakedAllocations, 0);
   assert.equal(r.dirtyPods, 0);
-  assert.ok(!r.leaked, `descriptors: ${r.fdsAfterWarmup} after warm-up, ${r.fdsAtEnd} at the end`);
+  assert.ok(!r.leaked, `descriptors: ${r.fdsAfterWarmup} after warm-up, ${r.fdsAtEnd} at the end, ${r.hostNetlinkAtEnd} host netlink sockets`);
 });
