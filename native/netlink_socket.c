@@ -6,10 +6,10 @@
 // check: the credentials of a unix socket's peer (SO_PEERCRED, SO_PEERGROUPS).
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/nsfs.h>
 #include <node_api.h>
-#include <pthread.h>
 
 #include "netlink_monitor.h"
 #include <sched.h>
@@ -108,41 +108,48 @@ static int configure_socket(int fd, const char **syscall) {
   return 0;
 }
 
-// Runs on a thread of its own that exits afterwards: whatever happens to the
-// namespace switch, no thread is ever left running in the wrong namespace.
-static void *open_in_namespace(void *arg) {
-  struct open_job *job = arg;
-  if (job->ns_fd >= 0 && setns(job->ns_fd, CLONE_NEWNET) < 0) {
-    job->err = errno;
-    job->syscall = "setns";
-    return NULL;
+// The daemon's own network namespace, opened when the addon loads (before any
+// thread has switched): where every switch returns to.
+static int home_netns_fd = -1;
+
+// Opens the socket inside job->ns_fd's namespace on the calling thread:
+// switch in, open, switch back. Thread creation would cost more than the
+// switches (on VMs, tens of microseconds plus cross-CPU interrupts when the
+// thread's stack is unmapped). A thread that cannot switch back must not run
+// on in the pod's namespace; so the process aborts (a restart rebuilds its
+// state from the kernel). Switching back needs only a small allocation.
+static void open_in_namespace(struct open_job *job) {
+  if (job->ns_fd >= 0) {
+    if (home_netns_fd < 0) {
+      job->err = EBADF;
+      job->syscall = "open /proc/thread-self/ns/net";
+      return;
+    }
+    if (setns(job->ns_fd, CLONE_NEWNET) < 0) {
+      job->err = errno;
+      job->syscall = "setns";
+      return;
+    }
   }
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0) {
     job->err = errno;
     job->syscall = "socket";
-    return NULL;
-  }
-  if (configure_socket(fd, &job->syscall) < 0) {
+  } else if (configure_socket(fd, &job->syscall) < 0) {
     job->err = errno;
     close(fd);
-    return NULL;
+  } else {
+    job->fd = fd;
   }
-  job->fd = fd;
-  return NULL;
-}
-
-// Runs open_in_namespace on a fresh thread and waits for it; shared by the
-// synchronous and the asynchronous entry points.
-static void open_on_own_thread(struct open_job *job) {
-  pthread_t thread;
-  int rc = pthread_create(&thread, NULL, open_in_namespace, job);
-  if (rc != 0) {
-    job->err = rc;
-    job->syscall = "pthread_create";
-    return;
+  if (job->ns_fd >= 0) {
+    int tries = 0;
+    while (setns(home_netns_fd, CLONE_NEWNET) < 0) {
+      if (++tries == 3) {
+        fprintf(stderr, "workloadnet: cannot return a thread to the daemon's network namespace (setns: %s); aborting\n", strerror(errno));
+        abort();
+      }
+    }
   }
-  pthread_join(thread, NULL);
 }
 
 // openSocket(nsFd: number): number. nsFd < 0 means the daemon's own namespace.
@@ -150,7 +157,7 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   int32_t ns_fd;
   if (!int_arg(env, info, "openSocket(nsFd): nsFd must be an integer (-1: our own namespace)", -1, &ns_fd)) return NULL;
   struct open_job job = {.ns_fd = ns_fd, .fd = -1, .err = 0, .syscall = NULL};
-  open_on_own_thread(&job);
+  open_in_namespace(&job);
   if (job.fd < 0) {
     napi_throw(env, errno_error(env, job.err, job.syscall));
     return NULL;
@@ -168,7 +175,7 @@ struct open_async {
 
 static void open_async_execute(napi_env env, void *data) {
   (void)env;
-  open_on_own_thread(&((struct open_async *)data)->job);
+  open_in_namespace(&((struct open_async *)data)->job);
 }
 
 static void open_async_complete(napi_env env, napi_status status, void *data) {
@@ -191,8 +198,8 @@ static void open_async_complete(napi_env env, napi_status status, void *data) {
   free(op);
 }
 
-// openSocketAsync(nsFd): Promise<number>. Same as openSocket, but the thread
-// is started and joined on a worker, so the event loop never waits for it.
+// openSocketAsync(nsFd): Promise<number>. Same as openSocket, on a worker
+// thread of libuv's pool.
 static napi_value open_socket_async(napi_env env, napi_callback_info info) {
   int32_t ns_fd;
   if (!int_arg(env, info, "openSocketAsync(nsFd): nsFd must be an integer (-1: our own namespace)", -1, &ns_fd)) return NULL;
@@ -508,6 +515,8 @@ static napi_value exchange_sync(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  // Loaded on the main thread, before anything of ours has switched namespace.
+  if (home_netns_fd < 0) home_netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   napi_property_descriptor props[] = {
       {"openSocket", NULL, open_socket, NULL, NULL, NULL, napi_default, NULL},
       {"openSocketAsync", NULL, open_socket_async, NULL, NULL, NULL, napi_default, NULL},

@@ -1,7 +1,8 @@
 // A handle is bound to one network namespace: its sockets are opened inside
-// that namespace once (a short-lived thread switches, opens, and exits), and no
-// later call switches namespaces again. Operations (link.ts, addr.ts, ...)
-// take a handle as their first argument.
+// that namespace once (the opening thread switches in, opens, and switches
+// straight back; native/netlink_socket.c), and no later call switches
+// namespaces again. Operations (link.ts, addr.ts, ...) take a handle as their
+// first argument.
 import { NetlinkSocket, type Outcome, type Request } from "./socket.js";
 import type { NetlinkMessage } from "./codec/message.js";
 

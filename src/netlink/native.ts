@@ -5,9 +5,13 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 export interface NativeNetlink {
-  /** Opens a bound NETLINK_ROUTE socket inside the namespace nsFd refers to (-1: our own). */
+  /**
+   * Opens a bound NETLINK_ROUTE socket inside the namespace nsFd refers to
+   * (-1: our own): the calling thread switches in, opens it and switches back,
+   * microseconds in all. A thread that cannot switch back aborts the process.
+   */
   openSocket(nsFd: number): number;
-  /** openSocket off the main thread: the namespace switch and socket setup run on a worker. */
+  /** openSocket on a worker thread of libuv's pool. */
   openSocketAsync(nsFd: number): Promise<number>;
   /** The CLONE_NEW* type of a namespace fd; throws ENOTTY/EINVAL for other files. */
   nsType(fd: number): number;

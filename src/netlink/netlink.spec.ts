@@ -3,7 +3,7 @@
 // namespaces (a "host" one and pods) and removes them. Runs only inside the
 // sandbox (test/run-in-sandbox.sh).
 import assert from "node:assert/strict";
-import { closeSync, openSync, readdirSync, readlinkSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { describe, it, type TestContext } from "node:test";
 import { addAddress, deleteAddress, listAddresses, type Address } from "./addr.js";
 import { AF_INET, AF_INET6, IFA_F_NODAD, NLM_F_DUMP, RTM_GETLINK, IFF_UP, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, NUD_PERMANENT } from "./codec/constants.js";
@@ -16,7 +16,7 @@ import { createVeth, createVethRequest, deleteLink, deleteLinkRequest, deleteLin
 import { addPermanentNeighbour, listNeighbours } from "./neigh.js";
 import { addRoute, addRouteRequest, deleteRoute, listRoutes, type Route } from "./route.js";
 import { NetnsFd } from "../netns/namespace.js";
-import { exchangeCounts, type Request } from "./socket.js";
+import { exchangeCounts, NetlinkSocket, type Request } from "./socket.js";
 import { decodeLink, encodeIfInfo } from "./codec/link-message.js";
 import { assertSandbox, createNamespace, ip, ipJson, type IpAddrInfo, type IpLink, type IpNeigh, type IpRoute, type PodNamespace } from "../../test/sandbox.js";
 
@@ -532,6 +532,33 @@ describe("errors", () => {
       );
     } finally {
       closeSync(fd);
+    }
+  });
+
+  it("a thread that opened a socket in a pod is straight back home: later sockets, on the main thread and the pool, open in the daemon's namespace", async () => {
+    const home = statSync("/proc/thread-self/ns/net").ino;
+    const ns = createNamespace("bk");
+    const fd = NetnsFd.open(ns.path);
+    try {
+      ip(["link", "add", "bkprobe", "type", "veth", "peer", "name", "bkpeer"], ns.name);
+      // Many at once, so every thread of the pool takes its turn in the pod.
+      const opened = [...Array.from({ length: 8 }, () => Handle.inNamespace(fd.fd, ns.path)), ...(await Promise.all(Array.from({ length: 40 }, () => Handle.openInNamespace(fd.fd, ns.path))))];
+      for (const h of opened) assert.ok((await listLinks(h)).some((l) => l.name === "bkprobe"), "a pod socket sees the pod");
+      await Promise.all(opened.map((h) => h.close()));
+      assert.equal(statSync("/proc/thread-self/ns/net").ino, home, "the main thread is back in its own namespace");
+      const ours = ipJson<IpLink[]>(["link", "show"]).map((l) => l.ifname).sort();
+      const sockets = [...(await Promise.all(Array.from({ length: 40 }, () => NetlinkSocket.openAsync(-1, "here")))), NetlinkSocket.open(-1, "here")];
+      try {
+        for (const s of sockets) {
+          const names = (await s.request({ type: RTM_GETLINK, flags: NLM_F_DUMP, parts: [encodeIfInfo({})], context: "list links" })).map((m) => decodeLink(m.payload).name).sort();
+          assert.deepEqual(names, ours, "a socket opened afterwards sees our own namespace");
+        }
+      } finally {
+        await Promise.all(sockets.map((s) => s.close()));
+      }
+    } finally {
+      fd.close();
+      ns.remove();
     }
   });
 

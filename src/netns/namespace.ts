@@ -10,6 +10,8 @@ export class NamespaceError extends Error {
   }
 }
 
+let own: { ino: number; dev: number } | undefined;
+
 /** An open network namespace; close() when done. */
 export class NetnsFd {
   private constructor(readonly fd: number, readonly path: string) {}
@@ -41,9 +43,10 @@ export class NetnsFd {
 
   /** True when this is the daemon's own network namespace (the host's), which no workload may be attached into. */
   isOwnNamespace(): boolean {
-    const mine = statSync("/proc/self/ns/net");
+    // Ours never changes (a thread that switches comes straight back), so it is looked at once.
+    own ??= statSync("/proc/self/ns/net");
     const it = fstatSync(this.fd);
-    return it.ino === mine.ino && it.dev === mine.dev;
+    return it.ino === own.ino && it.dev === own.dev;
   }
 
   close(): void {

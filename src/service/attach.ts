@@ -4,7 +4,7 @@
 //
 // Kernel round trips on the hot path: create the pair (the kernel echoes the
 // new link, which names the peer's ifindex too), then configure the pod side
-// and the host side at the same time, each as one batch.
+// and the host side, each as one batch.
 import { randomBytes } from "node:crypto";
 import { isIPv4 } from "node:net";
 import type { Ipam } from "../ipam/allocator.js";
@@ -44,16 +44,15 @@ export async function attachWorkload(deps: AttachDeps, workloadId: string, netns
     undos.push(() => void deps.ipam.release(workloadId));
 
     const ns = NetnsFd.open(netns.netnsPath);
-    // Open the pod's netlink socket while the kernel creates the pair. The fd
-    // stays open until that has finished, whatever happens.
-    let podOpening: Promise<Handle> | undefined;
+    let pod: Handle | undefined;
     try {
       if (ns.isOwnNamespace()) {
         // It would get the pod's default route and addresses: refuse, however the path names it.
         throw new NamespaceError(`${netns.netnsPath} is the daemon's own network namespace (the host's); a workload needs one of its own`, "EINVAL");
       }
-      podOpening = Handle.openInNamespace(ns.fd, ns.path, { inline: deps.host.inline });
-      podOpening.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
+      // Opened on this thread: the namespace switch takes microseconds, less
+      // than any handoff to another thread (native/netlink_socket.c).
+      pod = Handle.inNamespace(ns.fd, ns.path, { inline: deps.host.inline });
       const podMac = randomPodMac();
       const hostLink = await createPair(deps, workloadId, netns, ns, podMac);
       undos.push(() => deps.registry.releaseName(hostLink.name));
@@ -61,15 +60,15 @@ export async function attachWorkload(deps: AttachDeps, workloadId: string, netns
 
       const peerIndex = hostLink.parentIndex;
       if (peerIndex === undefined) throw new Error(`the kernel did not report the peer of ${hostLink.name}`);
-      const [pod, host] = await Promise.allSettled([
-        podOpening.then((h) => configurePod(h, ns.path, netns, peerIndex, addresses)),
+      const [podDone, hostDone] = await Promise.allSettled([
+        configurePod(pod, ns.path, netns, peerIndex, addresses),
         configureHost(deps, workloadId, hostLink, addresses, formatMac(podMac)),
       ]);
-      if (pod.status === "rejected") throw podFailure(pod.reason, netns);
-      if (host.status === "rejected") throw host.reason;
+      if (podDone.status === "rejected") throw podFailure(podDone.reason, netns);
+      if (hostDone.status === "rejected") throw hostDone.reason;
       return { workloadId, hostIfName: hostLink.name, hostIfIndex: hostLink.index, addresses, podMac: formatMac(podMac) };
     } finally {
-      if (podOpening) await podOpening.then((h) => h.close(), () => undefined);
+      await pod?.close();
       ns.close();
     }
   } catch (err) {
