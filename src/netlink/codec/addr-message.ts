@@ -1,5 +1,5 @@
 // struct ifaddrmsg (8 bytes) and address attributes.
-import { attr, attrMap, attrU32, parseAttrs, readString, readU32 } from "./attributes.js";
+import { attr, attrMap, attrU32, parseAttrs, readString, readU32, zeroed } from "./attributes.js";
 import { IFA_ADDRESS, IFA_FLAGS, IFA_LABEL, IFA_LOCAL } from "./constants.js";
 import { bytesToIp, familyOfBytes, ipToBytes } from "./ip.js";
 
@@ -15,7 +15,7 @@ export interface Address {
 
 export function encodeAddress(a: Omit<Address, "label"> & { label?: string }): Buffer[] {
   const ip = ipToBytes(a.address);
-  const hdr = Buffer.alloc(8);
+  const hdr = zeroed(8);
   hdr.writeUInt8(familyOfBytes(ip), 0);
   hdr.writeUInt8(a.prefixLen, 1);
   hdr.writeUInt8(a.flags & 0xff, 2);
@@ -30,7 +30,7 @@ export function encodeAddress(a: Omit<Address, "label"> & { label?: string }): B
 
 /** The header alone, for dumps filtered by family. */
 export function encodeAddrFilter(family: number, index = 0): Buffer {
-  const hdr = Buffer.alloc(8);
+  const hdr = zeroed(8);
   hdr.writeUInt8(family, 0);
   hdr.writeUInt32LE(index, 4);
   return hdr;

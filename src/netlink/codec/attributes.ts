@@ -10,32 +10,58 @@ export interface Attr {
   value: Buffer;
 }
 
-/** Encodes one attribute; `value` is the raw payload. */
-export function attr(type: number, value: Buffer): Buffer {
-  const len = 4 + value.length;
-  const out = Buffer.alloc(align4(len));
+/**
+ * A zero-filled buffer cut from Node's shared slab. Requests are built from
+ * many small pieces; a fresh ArrayBuffer for each (Buffer.alloc) costs more
+ * than the rest of the encoding.
+ */
+export function zeroed(size: number): Buffer {
+  return Buffer.allocUnsafe(size).fill(0);
+}
+
+/** An attribute's header and room for a payload of `payloadLen` bytes, padding zeroed. */
+function attrShell(type: number, payloadLen: number): Buffer {
+  const len = 4 + payloadLen;
+  const out = Buffer.allocUnsafe(align4(len));
   out.writeUInt16LE(len, 0);
   out.writeUInt16LE(type, 2);
+  if (out.length > len) out.fill(0, len);
+  return out;
+}
+
+/** Encodes one attribute; `value` is the raw payload. */
+export function attr(type: number, value: Buffer): Buffer {
+  const out = attrShell(type, value.length);
   value.copy(out, 4);
   return out;
 }
 
-export const attrU8 = (type: number, v: number): Buffer => attr(type, Buffer.from([v & 0xff]));
+export function attrU8(type: number, v: number): Buffer {
+  const out = attrShell(type, 1);
+  out.writeUInt8(v & 0xff, 4);
+  return out;
+}
 
 export function attrU32(type: number, v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v >>> 0, 0);
-  return attr(type, b);
+  const out = attrShell(type, 4);
+  out.writeUInt32LE(v >>> 0, 4);
+  return out;
 }
 
 export function attrS32(type: number, v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32LE(v, 0);
-  return attr(type, b);
+  const out = attrShell(type, 4);
+  out.writeInt32LE(v, 4);
+  return out;
 }
 
 /** A NUL-terminated string, as the kernel expects for names and kinds. */
-export const attrString = (type: number, s: string): Buffer => attr(type, Buffer.from(`${s}\0`, "utf8"));
+export function attrString(type: number, s: string): Buffer {
+  const n = Buffer.byteLength(s, "utf8");
+  const out = attrShell(type, n + 1);
+  out.write(s, 4, "utf8");
+  out[4 + n] = 0;
+  return out;
+}
 
 export const attrNested = (type: number, children: Buffer[]): Buffer => attr(type, Buffer.concat(children));
 

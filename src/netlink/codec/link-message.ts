@@ -1,5 +1,5 @@
 // struct ifinfomsg (16 bytes) and the link attributes we read and write.
-import { attrMap, parseAttrs, readString, readU32, attr, attrNested, attrString, attrU32, attrS32 } from "./attributes.js";
+import { attr, attrMap, attrNested, attrS32, attrString, attrU32, parseAttrs, readString, readU32, zeroed } from "./attributes.js";
 import {
   AF_UNSPEC,
   IFLA_ADDRESS,
@@ -27,7 +27,7 @@ export interface IfInfo {
 }
 
 export function encodeIfInfo(i: Partial<IfInfo>): Buffer {
-  const b = Buffer.alloc(16);
+  const b = zeroed(16);
   b.writeUInt8(i.family ?? AF_UNSPEC, 0);
   b.writeUInt16LE(i.type ?? 0, 2);
   b.writeInt32LE(i.index ?? 0, 4);

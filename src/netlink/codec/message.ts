@@ -22,15 +22,18 @@ export interface NetlinkMessage {
 
 /** One request message: header + fixed family header + attributes. */
 export function encodeMessage(type: number, flags: number, seq: number, parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const len = NLMSG_HDRLEN + body.length;
-  const out = Buffer.alloc(align4(len));
+  let len = NLMSG_HDRLEN;
+  for (const p of parts) len += p.length;
+  // Cut from Node's shared slab (see zeroed()); every byte is written below.
+  const out = Buffer.allocUnsafe(align4(len));
   out.writeUInt32LE(len, 0);
   out.writeUInt16LE(type, 4);
   out.writeUInt16LE(flags, 6);
   out.writeUInt32LE(seq >>> 0, 8);
   out.writeUInt32LE(0, 12);
-  body.copy(out, NLMSG_HDRLEN);
+  let off = NLMSG_HDRLEN;
+  for (const p of parts) off += p.copy(out, off);
+  if (out.length > len) out.fill(0, len);
   return out;
 }
 

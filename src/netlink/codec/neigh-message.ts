@@ -1,5 +1,5 @@
 // struct ndmsg (12 bytes) and neighbour attributes.
-import { attr, attrMap, parseAttrs } from "./attributes.js";
+import { attr, attrMap, parseAttrs, zeroed } from "./attributes.js";
 import { NDA_DST, NDA_LLADDR } from "./constants.js";
 import { bytesToIp, familyOfBytes, ipToBytes } from "./ip.js";
 import { formatMac, parseMac } from "./mac.js";
@@ -15,7 +15,7 @@ export interface Neighbour {
 
 export function encodeNeighbour(n: Neighbour): Buffer[] {
   const ip = ipToBytes(n.address);
-  const hdr = Buffer.alloc(12);
+  const hdr = zeroed(12);
   hdr.writeUInt8(familyOfBytes(ip), 0);
   hdr.writeInt32LE(n.index, 4);
   hdr.writeUInt16LE(n.state, 8);
@@ -26,7 +26,7 @@ export function encodeNeighbour(n: Neighbour): Buffer[] {
 }
 
 export function encodeNeighFilter(family: number, index = 0): Buffer {
-  const hdr = Buffer.alloc(12);
+  const hdr = zeroed(12);
   hdr.writeUInt8(family, 0);
   hdr.writeInt32LE(index, 4);
   return hdr;

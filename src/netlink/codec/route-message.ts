@@ -1,5 +1,5 @@
 // struct rtmsg (12 bytes) and route attributes.
-import { attr, attrMap, attrU32, parseAttrs, readU32 } from "./attributes.js";
+import { attr, attrMap, attrU32, parseAttrs, readU32, zeroed } from "./attributes.js";
 import {
   AF_INET,
   RT_SCOPE_UNIVERSE,
@@ -34,7 +34,7 @@ export interface Route {
 export type RouteSpec = Partial<Route> & { family: number; dstLen: number };
 
 export function encodeRoute(r: RouteSpec): Buffer[] {
-  const hdr = Buffer.alloc(12);
+  const hdr = zeroed(12);
   const table = r.table ?? RT_TABLE_MAIN;
   hdr.writeUInt8(r.family, 0);
   hdr.writeUInt8(r.dstLen, 1);
@@ -53,7 +53,7 @@ export function encodeRoute(r: RouteSpec): Buffer[] {
 }
 
 export function encodeRouteFilter(family: number): Buffer {
-  const hdr = Buffer.alloc(12);
+  const hdr = zeroed(12);
   hdr.writeUInt8(family, 0);
   return hdr;
 }
