@@ -40,7 +40,7 @@
 // profiler slows the daemon, so the run's figures for (b)/(c) are inflated).
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -331,8 +331,8 @@ interface Daemon {
   /** A minimal unary client (bench/lean-grpc-client.ts), for the (b) row. */
   lean: LeanClient;
   child: ChildProcess;
-  /** Every call the daemon logged, in order: its own time per call (durationMs). */
-  calls: { op: string; ms: number }[];
+  /** Every call the daemon has logged so far, in order: its own time per call (durationMs). */
+  calls(): { op: string; ms: number }[];
   exited: Promise<void>;
   output(): string;
   profileDir: string | undefined;
@@ -342,30 +342,45 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
   const socket = `/run/workloadnet/${hostNs}.sock`;
   const profileDir = profile ? path.join(tmp, "cpu-prof") : undefined;
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn("ip", ["netns", "exec", hostNs, process.execPath, ...DAEMON_NODE_FLAGS, ...nodeArgs, DAEMON_JS, "--socket", socket, "--ipv4-prefix", DAEMON_V4, "--ipv6-prefix", DAEMON_V6, "--detach-mode", detachMode], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
+  // The daemon logs one JSON line per call (pino) to a file, read after each
+  // phase: a pipe to this process would wake the caller for every log line,
+  // just before the answer it is timing.
+  const logPath = path.join(tmp, `${hostNs}-daemon.log`);
+  const logFd = openSync(logPath, "a");
+  let child: ChildProcess;
+  try {
+    child = spawn("ip", ["netns", "exec", hostNs, process.execPath, ...DAEMON_NODE_FLAGS, ...nodeArgs, DAEMON_JS, "--socket", socket, "--ipv4-prefix", DAEMON_V4, "--ipv6-prefix", DAEMON_V6, "--detach-mode", detachMode], {
+      stdio: ["ignore", logFd, "pipe"],
+    });
+  } finally {
+    closeSync(logFd);
+  }
+  let stderr = "";
   const keep = (d: Buffer): void => {
-    out = (out + d.toString()).slice(-8000);
+    stderr = (stderr + d.toString()).slice(-8000);
   };
-  // One JSON line per call on stdout (pino): keep each call's own duration.
-  const calls: { op: string; ms: number }[] = [];
-  let partial = "";
-  child.stdout!.on("data", (d: Buffer) => {
-    const lines = (partial + d.toString()).split("\n");
-    partial = lines.pop() ?? "";
-    for (const line of lines) {
+  const logTail = (): string => {
+    try {
+      return readFileSync(logPath, "utf8").slice(-4000);
+    } catch {
+      return "";
+    }
+  };
+  const out = (): string => `${logTail()}${stderr}`;
+  /** Every call the daemon has logged so far, in order: its own time per call (durationMs). */
+  const calls = (): { op: string; ms: number }[] => {
+    const found: { op: string; ms: number }[] = [];
+    for (const line of readFileSync(logPath, "utf8").split("\n")) {
       if (!line.includes('"durationMs"')) continue;
       try {
         const rec = JSON.parse(line) as { op?: unknown; durationMs?: unknown };
-        if (typeof rec.op === "string" && typeof rec.durationMs === "number") calls.push({ op: rec.op, ms: rec.durationMs });
+        if (typeof rec.op === "string" && typeof rec.durationMs === "number") found.push({ op: rec.op, ms: rec.durationMs });
       } catch {
         // not a call record
       }
     }
-  });
-  child.stdout!.on("data", keep);
+    return found;
+  };
   child.stderr!.on("data", keep);
   let hasExited = false;
   const exited = new Promise<void>((resolve) =>
@@ -377,10 +392,10 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
   const deadline = nowMs() + 20_000;
   let client: ConnectTestClient | undefined;
   for (;;) {
-    if (hasExited) throw new Error(`daemon exited during start-up: ${out.trim().slice(-1000)}`);
+    if (hasExited) throw new Error(`daemon exited during start-up: ${out().trim().slice(-1000)}`);
     if (nowMs() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`daemon not ready after 20 s: ${out.trim().slice(-1000)}`);
+      throw new Error(`daemon not ready after 20 s: ${out().trim().slice(-1000)}`);
     }
     if (existsSync(socket)) {
       client ??= connectClient(socket);
@@ -406,7 +421,7 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
   // Connect now, not in the first timed call.
   await rpc.status();
   await lean.status();
-  return { pid, hostNs, socket, client, rpc, lean, child, calls, exited, output: () => out, profileDir };
+  return { pid, hostNs, socket, client, rpc, lean, child, calls, exited, output: out, profileDir };
 }
 
 async function stopDaemon(d: Daemon): Promise<void> {
@@ -832,14 +847,14 @@ async function main(): Promise<void> {
         }
         progress("(b) attach/detach over gRPC");
         const emptyCall = await timeStatusCalls(daemon.lean, 300);
-        const logged = daemon.calls.length;
+        const logged = daemon.calls().length;
         const r = await runWorkload(daemonLabel(opts), "b", drv, pods, opts);
         r.notes.push(
           `an empty call (Status) through the same client and connection: p50 ${fmtMs(emptyCall.p50)}, ${fmtMs(emptyCall.callerCpu)} of this process's CPU per call; ` +
             `p50 ${fmtMs(emptyCall.afterIdleP50)} when both sides were idle for 2 ms before it`,
         );
         results.push(r);
-        if (!r.error) results.push(insideDaemon(daemon.calls.slice(logged), n, opts));
+        if (!r.error) results.push(insideDaemon(daemon.calls().slice(logged), n, opts));
         if (r.windows.seqAttach) profileWindows.push({ label: "(b) sequential attaches", w: r.windows.seqAttach });
         if (r.windows.seqDetach) profileWindows.push({ label: "(b) sequential detaches", w: r.windows.seqDetach });
         if (r.windows.concAttach) profileWindows.push({ label: `(b) attaches with ${C} callers (first round)`, w: r.windows.concAttach });
