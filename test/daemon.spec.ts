@@ -22,6 +22,7 @@ import {
   type StartOptions,
 } from "./daemon-harness.js";
 import { assertSandbox, ipJson, ping, type PodNamespace } from "./sandbox.js";
+import { POOL_THREADS } from "../src/daemon/kernel-waits.cjs";
 
 assertSandbox();
 
@@ -326,14 +327,14 @@ describe("workloadnetd end to end", () => {
     for (const a of all.slice(0, 4)) assert.deepEqual(linkNames(a.pod.name), ["lo"]);
   });
 
-  it("runs with 32 threads in libuv's pool, so kernel waits of deletes do not queue other requests", async (t) => {
+  it(`runs with ${POOL_THREADS} threads in libuv's pool, so kernel waits of deletes do not queue other requests`, async (t) => {
     const d = await daemon(t);
     await attach(d, "pool", d.pod()); // the pool has started by now
     const pid = d.pid!;
     assert.equal(readFileSync(`/proc/${pid}/comm`, "utf8").trim(), "node");
     const threads = readdirSync(`/proc/${pid}/task`).length;
-    // The main thread, V8's and Node's own few, and the pool's 32 (4 without the bin's setting).
-    assert.ok(threads >= 33, `only ${threads} threads in the daemon`);
+    // The main thread, V8's and Node's own few, and the pool's (4 without the bin's setting).
+    assert.ok(threads >= POOL_THREADS + 1, `only ${threads} threads in the daemon`);
   });
 
   it("exits 0 on SIGTERM and removes its socket", async (t) => {

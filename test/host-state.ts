@@ -4,7 +4,7 @@
 // Only inside the sandbox (test/run-in-sandbox.sh).
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { HOST_SOCKETS } from "../src/daemon/daemon.js";
+import { HOST_SOCKETS } from "../src/daemon/kernel-waits.cjs";
 import type { IpLink, IpRoute } from "./daemon-harness.js";
 import { ipJson, type PodNamespace } from "./sandbox.js";
 

@@ -19,6 +19,7 @@ import { recoverFromKernel } from "../service/recover.js";
 import { AttachmentRegistry } from "../service/registry.js";
 import { WorkloadNetworkingService } from "../service/workload-service.js";
 import { ActiveCalls } from "../service/active-calls.js";
+import { DELETE_ROUNDS, HOST_SOCKETS } from "./kernel-waits.cjs";
 
 export interface DaemonOptions {
   socketPath: string;
@@ -44,8 +45,6 @@ export interface RunningDaemon {
   close(): Promise<void>;
 }
 
-/** Host netlink sockets: the reaper's rounds (up to 12, each waiting in the kernel) and the calls' own requests. */
-export const HOST_SOCKETS = 24;
 
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const { log } = opts;
@@ -62,7 +61,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await deleteLinksInGroup(host, retiringGroup(opts.linkGroup)).catch(() => undefined);
     const deletions = openLinkDeletions(log);
     if (deletions) cleanups.push(() => deletions.close());
-    const reaper = new LinkReaper(host, retiringGroup(opts.linkGroup), log, deletions ? { deletions } : {});
+    const reaper = new LinkReaper(host, retiringGroup(opts.linkGroup), log, { maxRounds: DELETE_ROUNDS, ...(deletions ? { deletions } : {}) });
     cleanups.push(() => reaper.flush());
 
     const ipam = new Ipam();

@@ -75,7 +75,7 @@ test("with announcements: each link is released when the kernel announces it gon
   t.after(() => host.close());
   const deletions = LinkDeletions.open();
   t.after(() => deletions.close());
-  const { reaper, links, keep } = await retireAll(t, host, { deletions }, 6, group);
+  const { reaper, links, keep } = await retireAll(t, host, { deletions, maxRounds: 12 }, 6, group);
   t.after(() => deleteLink(host, keep.index, keep.name).catch(() => undefined));
   // One at a time: the kernel answers only after waiting for the device's
   // last references, and the announcement comes first.

@@ -21,13 +21,6 @@ import type { DeletionWait, LinkDeletions } from "../netlink/link-deletions.js";
 export const retiringGroup = (linkGroup: number): number => (linkGroup ^ 0x80000000) >>> 0;
 
 const RETRY_MS = 200;
-/**
- * Each running round holds a host socket and a pool thread for the kernel's
- * ~20 ms wait. Fewer than one round per few milliseconds of Detaches made
- * Detaches wait for a free round (a 4-round limit put a ~20 ms tail on one
- * Detach in five at one caller's pace).
- */
-export const DEFAULT_MAX_ROUNDS = 12;
 
 interface Retired {
   index: number;
@@ -40,7 +33,8 @@ interface Retired {
 export interface ReaperOptions {
   /** Announcements of deletions; without it a link is released when its round's delete answers. */
   deletions?: LinkDeletions;
-  maxRounds?: number;
+  /** Deletes running at once; each holds a host socket and a pool thread while the kernel waits (the daemon's is in daemon/kernel-waits.cts). */
+  maxRounds: number;
 }
 
 export class LinkReaper {
@@ -58,10 +52,10 @@ export class LinkReaper {
     private readonly host: Handle,
     readonly group: number,
     private readonly log: Logger,
-    opts: ReaperOptions = {},
+    opts: ReaperOptions,
   ) {
     this.deletions = opts.deletions;
-    this.maxRounds = Math.max(1, opts.maxRounds ?? DEFAULT_MAX_ROUNDS);
+    this.maxRounds = Math.max(1, opts.maxRounds);
   }
 
   /**
