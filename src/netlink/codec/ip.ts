@@ -124,11 +124,5 @@ export function bytesToIp(b: Buffer): string {
   return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
 }
 
-export const familyOf = (text: string): number => {
-  const b = parseIp(text);
-  return b === undefined ? 0 : b.length === 4 ? AF_INET : AF_INET6;
-};
-
 export const familyOfBytes = (b: Buffer): number => (b.length === 4 ? AF_INET : AF_INET6);
 
-export const maxPrefixLen = (family: number): number => (family === AF_INET ? 32 : 128);
