@@ -5,14 +5,16 @@
 // (src/cli/workloadnetd.cts) can read it before anything has started the pool.
 
 /**
- * Bulk deletes of retired links running at once (service/reaper.ts). With
- * fewer than one per few milliseconds of Detaches, Detaches queue for a free
- * one: a limit of 4 put a ~20 ms tail on one Detach in five at one caller's pace.
+ * Bulk deletes of retired links running at once (service/reaper.ts). When all
+ * are waiting, a Detach queues for the next free one, up to ~20 ms. One caller
+ * detaching back to back (~1 ms each) needs about 20 at once: with 12, one
+ * Detach in ten took 5-24 ms; with 32, one in fifty or fewer. Above the limit,
+ * links wait and go in bulk, which is what many callers at once need.
  */
-export const DELETE_ROUNDS = 12;
+export const DELETE_ROUNDS = 32;
 
-/** Host netlink sockets: one per delete round, as many again for the calls' own requests. */
-export const HOST_SOCKETS = 2 * DELETE_ROUNDS;
+/** Host netlink sockets: one per delete round, and 16 for the calls' own requests. */
+export const HOST_SOCKETS = DELETE_ROUNDS + 16;
 
 /** libuv's pool: an exchange on every host socket at once, and room for file system work and namespace switches. */
 export const POOL_THREADS = HOST_SOCKETS + 8;
