@@ -12,6 +12,7 @@ import { DaemonHarness, DEFAULT_ARGS, linkNames, type IpLink, type IpRoute, type
 import { CNI_PLUGIN, cniError, cniOk, runCni, type CniEnvVars, type CniRun } from "./cni-exec.js";
 import { assertSandbox, ip, ipJson, ping, type PodNamespace } from "./sandbox.js";
 import { decodeReply, encodeRequest, MAGIC } from "../src/cni/wire.js";
+import { readRecordsFile } from "../src/cni/attachments.js";
 
 assertSandbox();
 
@@ -349,9 +350,8 @@ describe("workloadnet-cni (C forwarder + daemon)", { concurrency: false }, () =>
     const d = await daemon(t, { args: [...DEFAULT_ARGS, "--cni-state-file", stateFile] });
     const pod = podFor(d, "K8S_POD_UID=0b6c1a4e-8d2b-4c3a-9e1f-0a1b2c3d4e01");
     await add(d, pod);
-    const records = JSON.parse(readFileSync(stateFile, "utf8")) as { attachments: { containerId?: string }[] };
-    assert.equal(records.attachments.length, 1);
-    assert.ok(JSON.stringify(records).includes(pod.env.CNI_CONTAINERID!), "the record names the container");
+    const records = readRecordsFile(readFileSync(stateFile, "utf8"));
+    assert.deepEqual(records.map((r) => r.containerId), [pod.env.CNI_CONTAINERID!], "the record names the container");
     assert.equal(existsSync(d.socketPath.replace(/\.sock$/, ".cni-attachments.json")), false, "nothing at the default place");
 
     await d.stop({ expectCleanExit: true });

@@ -16,6 +16,7 @@ import { promisify } from "node:util";
 import { CNI_PLUGIN } from "./cni-exec.js";
 import { DaemonHarness, ipFromBytes } from "./daemon-harness.js";
 import { assertSandbox, uniqueName } from "./sandbox.js";
+import { readRecordsFile } from "../src/cni/attachments.js";
 
 assertSandbox();
 
@@ -206,8 +207,8 @@ describe("podman runs containers on workloadnet-cni", { concurrency: false }, ()
     assert.deepEqual(d.hostStaticRoutes(), [], "no host route left");
     assert.deepEqual((await d.client.list({})).attachments, [], "no allocation left");
     assert.deepEqual(readdirSync("/run/netns").filter((n) => n.startsWith("netns-")), [], "podman's namespaces are gone");
-    const records = JSON.parse(readFileSync(d.socketPath.replace(/\.sock$/, ".cni-attachments.json"), "utf8")) as { attachments: unknown[] };
-    assert.deepEqual(records.attachments, [], "no CNI attachment record left");
+    const records = readRecordsFile(readFileSync(d.socketPath.replace(/\.sock$/, ".cni-attachments.json"), "utf8"));
+    assert.deepEqual(records, [], "no CNI attachment record left");
     // The addresses are free again: a new container gets one of them.
     await podman("run", "--detach", "--name", "wk-c3", "--network", NETWORK, "--cgroup-parent", `/${cgroupParent}`, "localhost/wkbusybox:test", "sleep", "600");
     assert.equal((await d.client.list({})).attachments.length, 1);

@@ -8,7 +8,7 @@ import { after, describe, it } from "node:test";
 import { pino } from "pino";
 import { ServiceError, StatusCode } from "../service/errors.js";
 import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, WorkloadService } from "../service/types.js";
-import { CniAttachmentStore } from "./attachments.js";
+import { CniAttachmentStore, readRecordsFile } from "./attachments.js";
 import { cniCodeOf, CniCode } from "./errors.js";
 import { CniPlugin } from "./plugin.js";
 import { formatResult } from "./result.js";
@@ -141,7 +141,7 @@ describe("CNI plugin logic", () => {
     const uid = { CNI_ARGS: "K8S_POD_UID=pod-1" };
     await call(plugin, env("ADD", "c1", uid), conf({}, "1.1.0", "net-a"));
     // The same pod's workload recorded on net-b too (a second network of a multi-network pod would fail ADD; simulate the record).
-    await store.put({ network: "net-b", containerId: "c1", ifName: "eth1", workloadId: "pod-1", netns: "/run/netns/x" });
+    store.put({ network: "net-b", containerId: "c1", ifName: "eth1", workloadId: "pod-1", netns: "/run/netns/x" });
     const r = await call(plugin, env("GC", ""), conf({ "cni.dev/valid-attachments": [] }, "1.1.0", "net-a"));
     assert.equal(r.exitCode, 0);
     assert.deepEqual(service.calls.filter((c) => c.startsWith("detach")), [], "still used on net-b: not detached");
@@ -173,19 +173,53 @@ describe("CNI attachment records", () => {
     dirs.push(dir);
     const file = join(dir, "records.json");
     const store = await CniAttachmentStore.open(file, new Set(), log);
-    await Promise.all([
-      store.put({ network: "n", containerId: "a", ifName: "eth0", workloadId: "wa", netns: "/x" }),
-      store.put({ network: "n", containerId: "b", ifName: "eth0", workloadId: "wb", netns: "/y" }),
-    ]);
+    store.put({ network: "n", containerId: "a", ifName: "eth0", workloadId: "wa", netns: "/x" });
+    store.put({ network: "n", containerId: "b", ifName: "eth0", workloadId: "wb", netns: "/y" });
     const reloaded = await CniAttachmentStore.open(file, new Set(["wa"]), log);
     assert.equal(reloaded.size, 1);
     assert.equal(reloaded.find("n", "a", "eth0")?.workloadId, "wa");
-    const onDisk = JSON.parse(await readFile(file, "utf8")) as { attachments: unknown[] };
-    assert.equal(onDisk.attachments.length, 1, "the pruned list was written back");
+    const text = await readFile(file, "utf8");
+    assert.deepEqual(readRecordsFile(text).map((a) => a.containerId), ["a"], "the pruned records were written back");
+    assert.equal(text.trim().split("\n").length, 2, "rewritten at start-up: the header and one line");
 
     await writeFile(file, "{not json");
     const fromCorrupt = await CniAttachmentStore.open(file, new Set(["wa"]), log);
     assert.equal(fromCorrupt.size, 0);
+  });
+
+  it("each change is one line appended; the file is rewritten once it holds twice the records plus 64 lines", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "wk-cni-"));
+    dirs.push(dir);
+    const file = join(dir, "records.json");
+    const store = await CniAttachmentStore.open(file, new Set(), log);
+    const rec = (i: number) => ({ network: "n", containerId: `c${i}`, ifName: "eth0", workloadId: `w${i}`, netns: `/run/netns/p${i}` });
+    for (let i = 0; i < 10; i++) store.put(rec(i));
+    const lines = async (): Promise<number> => (await readFile(file, "utf8")).trim().split("\n").length;
+    assert.equal(await lines(), 11, "the header and ten puts");
+    // Churn: put and remove one more, again and again; the file stays bounded and right.
+    let most = 0;
+    for (let k = 0; k < 200; k++) {
+      store.put(rec(100 + k));
+      store.remove(rec(100 + k));
+      most = Math.max(most, await lines());
+    }
+    assert.ok(most <= 1 + 2 * 11 + 64 + 1, `the journal grew to ${most} lines`);
+    assert.deepEqual(readRecordsFile(await readFile(file, "utf8")).map((a) => a.containerId), Array.from({ length: 10 }, (_, i) => `c${i}`));
+    store.removeWorkload("w3");
+    const reloaded = await CniAttachmentStore.open(file, new Set(Array.from({ length: 10 }, (_, i) => `w${i}`)), log);
+    assert.equal(reloaded.size, 9);
+    assert.equal(reloaded.find("n", "c3", "eth0"), undefined);
+  });
+
+  it("reads a journal cut short mid-line, skips a bad line in the middle, and still reads the version 1 format", () => {
+    const put = (c: string) => JSON.stringify({ put: { network: "n", containerId: c, ifName: "eth0", workloadId: `w-${c}`, netns: "/x" } });
+    const skipped: number[] = [];
+    const text = [JSON.stringify({ version: 2 }), put("a"), "garbage", put("b"), JSON.stringify({ remove: { network: "n", containerId: "a", ifName: "eth0" } }), put("c").slice(0, 20)].join("\n");
+    assert.deepEqual(readRecordsFile(text, (line) => skipped.push(line)).map((a) => a.containerId), ["b"]);
+    assert.deepEqual(skipped, [3], "only the bad line in the middle is reported");
+    const v1 = JSON.stringify({ version: 1, attachments: [{ network: "n", containerId: "old", ifName: "eth0", workloadId: "w", netns: "/x" }, { bad: 1 }] });
+    assert.deepEqual(readRecordsFile(v1).map((a) => a.containerId), ["old"]);
+    assert.throws(() => readRecordsFile(JSON.stringify({ version: 3 })), /not a version 2 records file/);
   });
 });
 

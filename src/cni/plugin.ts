@@ -103,7 +103,7 @@ export class CniPlugin {
       if (err instanceof ServiceError && err.code === StatusCode.AlreadyExists) throw this.alreadyAttached(env, config, workloadId, err);
       throw err;
     }
-    await this.deps.store.put({ network: config.name, containerId: env.containerId, ifName: env.ifName, workloadId, netns: env.netns });
+    this.deps.store.put({ network: config.name, containerId: env.containerId, ifName: env.ifName, workloadId, netns: env.netns });
     return {
       stdout: formatResult(config.cniVersion, { ...out, podIfName: env.ifName, netns: env.netns }),
     };
@@ -138,8 +138,8 @@ export class CniPlugin {
       if (!(err instanceof ServiceError && err.code === StatusCode.FailedPrecondition)) throw err;
       warnings.push(`DEL ${env.containerId}: ${err.message}`);
     }
-    if (mine !== undefined) await this.deps.store.remove(mine);
-    if (others.length === 0) await this.deps.store.removeWorkload(workloadId);
+    if (mine !== undefined) this.deps.store.remove(mine);
+    if (others.length === 0) this.deps.store.removeWorkload(workloadId);
     return { warnings };
   }
 
@@ -194,7 +194,7 @@ export class CniPlugin {
         if (attached.has(a.workloadId) && !stillUsed(a.workloadId)) {
           await this.deps.service.detach({ workloadId: a.workloadId, netns: undefined });
         }
-        await this.deps.store.remove(a);
+        this.deps.store.remove(a);
         return a;
       }),
     );
