@@ -8,8 +8,8 @@
  * Bulk deletes of retired links running at once (service/reaper.ts). When all
  * are waiting, a Detach queues for the next free one, up to ~20 ms. One caller
  * detaching back to back (~1 ms each) needs about 20 at once: with 12, one
- * Detach in ten took 5-24 ms; with 32, one in fifty or fewer. Above the limit,
- * links wait and go in bulk, which is what many callers at once need.
+ * Detach in ten took 5-24 ms; with 32, one in fifty or fewer, and 16 callers
+ * detached ~50 % more per second. Above the limit, links wait and go in bulk.
  */
 export const DELETE_ROUNDS = 32;
 
