@@ -34,6 +34,8 @@ const COMPACT_MARGIN = 64;
 
 export class CniAttachmentStore {
   private readonly records = new Map<string, CniAttachment>();
+  /** Record keys by workload id, so a DEL's lookups do not scan every record. */
+  private readonly byWorkload = new Map<string, Set<string>>();
   /** Lines in the file after its header. */
   private lines = 0;
 
@@ -57,7 +59,7 @@ export class CniAttachmentStore {
     }
     let dropped = 0;
     for (const a of loaded) {
-      if (attached.has(a.workloadId)) store.records.set(keyOf(a), a);
+      if (attached.has(a.workloadId)) store.remember(a);
       else dropped++;
     }
     if (loaded.length > 0) log.info({ file: path, records: store.records.size, dropped }, "CNI attachment records loaded");
@@ -71,7 +73,8 @@ export class CniAttachmentStore {
 
   /** Records on any network that attached this workload. */
   ofWorkload(workloadId: string): CniAttachment[] {
-    return [...this.records.values()].filter((a) => a.workloadId === workloadId);
+    const keys = this.byWorkload.get(workloadId);
+    return keys === undefined ? [] : [...keys].map((k) => this.records.get(k)!);
   }
 
   ofNetwork(network: string): CniAttachment[] {
@@ -80,13 +83,14 @@ export class CniAttachmentStore {
 
   put(a: CniAttachment): void {
     const record = { network: a.network, containerId: a.containerId, ifName: a.ifName, workloadId: a.workloadId, netns: a.netns };
-    this.records.set(keyOf(record), record);
+    this.forget(keyOf(record));
+    this.remember(record);
     this.append({ put: record });
   }
 
   remove(a: RecordKey): void {
     const key = { network: a.network, containerId: a.containerId, ifName: a.ifName };
-    if (this.records.delete(keyOf(key))) this.append({ remove: key });
+    if (this.forget(keyOf(key))) this.append({ remove: key });
   }
 
   /** Forgets every record of a workload (it is no longer attached). */
@@ -96,6 +100,24 @@ export class CniAttachmentStore {
 
   get size(): number {
     return this.records.size;
+  }
+
+  private remember(record: CniAttachment): void {
+    const key = keyOf(record);
+    this.records.set(key, record);
+    let keys = this.byWorkload.get(record.workloadId);
+    if (keys === undefined) this.byWorkload.set(record.workloadId, (keys = new Set()));
+    keys.add(key);
+  }
+
+  private forget(key: string): boolean {
+    const old = this.records.get(key);
+    if (old === undefined) return false;
+    this.records.delete(key);
+    const keys = this.byWorkload.get(old.workloadId);
+    keys?.delete(key);
+    if (keys?.size === 0) this.byWorkload.delete(old.workloadId);
+    return true;
   }
 
   /**

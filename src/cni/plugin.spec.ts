@@ -211,6 +211,22 @@ describe("CNI attachment records", () => {
     assert.equal(reloaded.find("n", "c3", "eth0"), undefined);
   });
 
+  it("finds a workload's records after puts that replace a record and removes", async () => {
+    const store = await CniAttachmentStore.open(undefined, new Set(), log);
+    const rec = (c: string, w: string, network = "n") => ({ network, containerId: c, ifName: "eth0", workloadId: w, netns: "/x" });
+    store.put(rec("a", "w1"));
+    store.put(rec("b", "w1", "m"));
+    store.put(rec("c", "w2"));
+    assert.deepEqual(store.ofWorkload("w1").map((a) => a.containerId).sort(), ["a", "b"]);
+    store.put(rec("a", "w3")); // the same container and interface, now another workload's
+    assert.deepEqual(store.ofWorkload("w1").map((a) => a.containerId), ["b"]);
+    assert.deepEqual(store.ofWorkload("w3").map((a) => a.containerId), ["a"]);
+    store.removeWorkload("w1");
+    store.remove(rec("c", "w2"));
+    assert.deepEqual([store.ofWorkload("w1"), store.ofWorkload("w2")], [[], []]);
+    assert.equal(store.size, 1);
+  });
+
   it("reads a journal cut short mid-line, skips a bad line in the middle, and still reads the version 1 format", () => {
     const put = (c: string) => JSON.stringify({ put: { network: "n", containerId: c, ifName: "eth0", workloadId: `w-${c}`, netns: "/x" } });
     const skipped: number[] = [];
