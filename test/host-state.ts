@@ -75,6 +75,9 @@ export function dirtyPods(pods: readonly PodNamespace[]): string[] {
   return out;
 }
 
+/** At most this many host netlink sockets in the daemon: its host handle's pool and the link monitor. */
+export const DAEMON_HOST_NETLINK_MAX = HOST_SOCKETS + 1;
+
 /**
  * A process's descriptors, split in two: netlink sockets of the process's own
  * network namespace (the daemon's host handle keeps a bounded pool of them,
@@ -82,9 +85,6 @@ export function dirtyPods(pods: readonly PodNamespace[]): string[] {
  * baseline after a burst. A pod's netlink socket belongs to the pod's
  * namespace, so a leaked one counts as "other".
  */
-/** At most this many host netlink sockets in the daemon: its host handle's pool and the link monitor. */
-export const DAEMON_HOST_NETLINK_MAX = HOST_SOCKETS + 1;
-
 export interface FdCensus {
   total: number;
   hostNetlink: number;
