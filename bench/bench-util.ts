@@ -1,7 +1,24 @@
 // Small helpers for bench/bench.ts: timing, statistics, child processes,
 // per-process CPU and memory from /proc, and iproute2 look-ups.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
+import { POOL_THREADS } from "../src/daemon/kernel-waits.cjs";
+
+/**
+ * libuv reads its pool size once, at first use, so a bench that measures the
+ * daemon's code in its own process needs the daemon's size from the start:
+ * without it, the process runs itself again with it (as the daemon's bin sets
+ * it) and returns false; the caller then stops.
+ */
+export function ensureDaemonPoolSize(): boolean {
+  if (process.env.UV_THREADPOOL_SIZE === String(POOL_THREADS)) return true;
+  const res = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: "inherit",
+    env: { ...process.env, UV_THREADPOOL_SIZE: String(POOL_THREADS) },
+  });
+  process.exitCode = res.status ?? 1;
+  return false;
+}
 
 /** Monotonic milliseconds (CLOCK_MONOTONIC, as libuv's hrtime). */
 export const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;

@@ -1,10 +1,10 @@
 // Pod plumbing with our netlink module vs iproute2's `ip -batch`, and three
-// ways of deleting links. Runs inside the sandbox (npm run bench). Prints
+// ways of deleting links. Runs inside the sandbox (npm run bench:netlink). Prints
 // figures; asserts nothing. Everything it makes lives in namespaces it
 // creates, and those are removed at the end.
 //
 //   node dist/bench/netlink-bench.js [--n 50]      (or N=50 in the environment)
-// The daemon sizes libuv's pool for overlapping kernel waits; measure the module the same way.
+// With libuv's pool sized as the daemon's (ensureDaemonPoolSize).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,6 +16,7 @@ import { createVeth, deleteLink, deleteLinksInGroup, getLinkByName, listLinks, s
 import { addRoute, addRouteRequest } from "../src/netlink/route.js";
 import { NetnsFd } from "../src/netns/namespace.js";
 import { assertSandbox, createNamespace, type PodNamespace } from "../test/sandbox.js";
+import { ensureDaemonPoolSize } from "./bench-util.js";
 
 const GROUP = 4242;
 const GATEWAY = "169.254.77.1";
@@ -81,6 +82,7 @@ async function hostLinks(host: Handle): Promise<number[]> {
 }
 
 async function main(): Promise<void> {
+  if (!ensureDaemonPoolSize()) return;
   assertSandbox();
   const n = parseN();
   const tmp = mkdtempSync(path.join(tmpdir(), "netlink-bench-"));
