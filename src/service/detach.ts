@@ -1,7 +1,8 @@
 // Detach: delete the host veth (the kernel takes its routes, neighbours and the
 // pod's peer with it), then free the addresses and the name. Idempotent: what
 // is already gone counts as done. Names and addresses are freed only once the
-// kernel has really let go of them.
+// kernel has really let go of them: by the link's own delete when a delete
+// round is free, else through the retiring group and the reaper's bulk deletes.
 import type { Ipam } from "../ipam/allocator.js";
 import { NetlinkError } from "../netlink/errors.js";
 import type { Handle } from "../netlink/handle.js";
@@ -45,8 +46,24 @@ export async function detachWorkload(deps: DetachDeps, workloadId: string): Prom
     forget(deps, workloadId);
     return;
   }
+  if (!deps.deferred && deps.reaper.hasFreeRound) return deleteNow(deps, workloadId, link);
   const { deleted } = await retire(deps, workloadId, link);
   if (!deps.deferred) await deleted;
+}
+
+/**
+ * A sync Detach when a delete round is free: delete the link by its index at
+ * once, without moving it to the retiring group first. The workload keeps its
+ * name and addresses (and this Detach its per-workload lock) until the kernel
+ * has announced the link gone; if the kernel refuses, nothing has changed.
+ */
+async function deleteNow(deps: DetachDeps, workloadId: string, link: Link): Promise<void> {
+  try {
+    await deps.reaper.deleteNow(link.index);
+  } catch (err) {
+    throw new ServiceError(StatusCode.Unavailable, `detach ${workloadId}: ${(err as Error).message}`, { cause: err });
+  }
+  forget(deps, workloadId);
 }
 
 /**

@@ -91,3 +91,32 @@ test("with announcements: each link is released when the kernel announces it gon
   await reaper.flush();
   assert.equal(reaper.backlog, 0);
 });
+
+test("deleteNow: one link by its index, done on the kernel's announcement; a refused delete rejects and leaves everything", async (t) => {
+  const group = 0x5eaa;
+  const host = Handle.current({ maxSockets: 8 });
+  t.after(() => host.close());
+  const deletions = LinkDeletions.open();
+  t.after(() => deletions.close());
+  const reaper = new LinkReaper(host, retiringGroup(group), silent, { deletions, maxRounds: 2 });
+  t.after(() => reaper.flush());
+  const tag = process.pid % 1000;
+  const link = await createVeth(host, { name: `wkn${tag}`, group, peer: { name: `prn${tag}` } });
+  const keep = await createVeth(host, { name: `wkm${tag}`, group, peer: { name: `prm${tag}` } });
+  t.after(() => deleteLink(host, keep.index, keep.name).catch(() => undefined));
+
+  assert.equal(reaper.hasFreeRound, true);
+  const before = reaper.releasedOnAnnouncement;
+  await reaper.deleteNow(link.index);
+  assert.equal(await getLinkByName(host, link.name), undefined, "gone when deleteNow resolves");
+  assert.equal(reaper.releasedOnAnnouncement, before + 1, "resolved on the announcement, before the delete answered");
+  assert.deepEqual((await listLinks(host, group)).map((l) => l.name), [keep.name], "nothing else in the group touched");
+  // Gone already: ENODEV counts as done.
+  await reaper.deleteNow(link.index);
+
+  // The loopback device cannot be deleted: the kernel's refusal comes back, and lo stays.
+  await assert.rejects(reaper.deleteNow(1), (err: unknown) => (err as { code?: string }).code === "EOPNOTSUPP");
+  assert.ok((await listLinks(host)).some((l) => l.index === 1), "lo is still there");
+  await reaper.flush();
+  assert.equal(reaper.hasFreeRound, true, "every round has ended");
+});

@@ -10,11 +10,13 @@
 // though the kernel's answer to the delete comes only after its wait. The
 // answer still releases whatever was not announced (a missed announcement,
 // or no listener at all). Up to maxRounds deletes run at once, so links
-// retired while one round waits do not wait for it to end.
+// retired while one round waits do not wait for it to end. A sync Detach that
+// finds a round free deletes its link by index in a round of its own instead
+// (deleteNow), one kernel request fewer than moving it to the group first.
 import type { Logger } from "pino";
 import { isErrno } from "../netlink/errors.js";
 import type { Handle } from "../netlink/handle.js";
-import { deleteLinksInGroup } from "../netlink/link.js";
+import { deleteLink, deleteLinksInGroup } from "../netlink/link.js";
 import type { DeletionWait, LinkDeletions } from "../netlink/link-deletions.js";
 
 /** The group retired links wait in: the link group with its top bit flipped. */
@@ -64,9 +66,40 @@ export class LinkReaper {
    */
   enqueue(index: number, release: () => void): Promise<void> {
     const deleted = new Promise<void>((done) => this.pending.push({ index, release, done, finished: false }));
-    if (this.markIdle === undefined) this.idle = new Promise((resolve) => (this.markIdle = resolve));
+    this.markBusy();
     this.startRounds();
     return deleted;
+  }
+
+  /** True when deleteNow would not take a round that queued links are waiting for. */
+  get hasFreeRound(): boolean {
+    return this.running < this.maxRounds && this.pending.length === 0 && !this.retrying;
+  }
+
+  /**
+   * Deletes one link by its ifindex, now, in a round of its own: for a sync
+   * Detach that finds a round free, which then need not move the link to the
+   * retiring group first. Resolves once the kernel has announced the link
+   * gone, or answered; rejects with the kernel's error if it refused, the
+   * link then being still there.
+   */
+  deleteNow(index: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const item: Retired = { index, release: () => undefined, done: resolve, finished: false };
+      this.markBusy();
+      this.beginRound([item]);
+      void deleteLink(this.host, index)
+        .then(
+          () => this.finish(item),
+          (err: unknown) => {
+            if (isErrno(err, "ENODEV") || item.finished) return this.finish(item);
+            item.finished = true;
+            item.watch?.cancel();
+            reject(err);
+          },
+        )
+        .finally(() => this.endRound());
+    });
   }
 
   /** Resolves when every link enqueued so far is deleted and every round has ended. */
@@ -78,7 +111,7 @@ export class LinkReaper {
     return this.pending.length;
   }
 
-  /** Bulk deletes sent so far. */
+  /** Delete requests sent so far: bulk rounds and single deletes. */
   get rounds(): number {
     return this.roundCount;
   }
@@ -95,16 +128,7 @@ export class LinkReaper {
   private startRound(): void {
     // Every link enqueued so far is in the group now; later ones go to a later round.
     const batch = this.pending.splice(0);
-    this.running++;
-    this.roundCount++;
-    for (const item of batch) {
-      // Listen before asking: the announcement goes only to those already listening.
-      item.watch = this.deletions?.wait(item.index);
-      void item.watch?.deleted.then(() => {
-        if (!item.finished) this.announced++;
-        this.finish(item);
-      });
-    }
+    this.beginRound(batch);
     void deleteLinksInGroup(this.host, this.group)
       .then(
         // Also ENODEV: none left in the group, so an earlier round took these.
@@ -122,14 +146,34 @@ export class LinkReaper {
           }, RETRY_MS);
         },
       )
-      .finally(() => {
-        this.running--;
-        this.startRounds();
-        if (this.running === 0 && this.pending.length === 0 && !this.retrying) {
-          this.markIdle?.();
-          this.markIdle = undefined;
-        }
+      .finally(() => this.endRound());
+  }
+
+  private markBusy(): void {
+    if (this.markIdle === undefined) this.idle = new Promise((resolve) => (this.markIdle = resolve));
+  }
+
+  /** Counts a delete request about to be sent, and listens for the deletion of each of its links. */
+  private beginRound(batch: Retired[]): void {
+    this.running++;
+    this.roundCount++;
+    for (const item of batch) {
+      // Listen before asking: the announcement goes only to those already listening.
+      item.watch = this.deletions?.wait(item.index);
+      void item.watch?.deleted.then(() => {
+        if (!item.finished) this.announced++;
+        this.finish(item);
       });
+    }
+  }
+
+  private endRound(): void {
+    this.running--;
+    this.startRounds();
+    if (this.running === 0 && this.pending.length === 0 && !this.retrying) {
+      this.markIdle?.();
+      this.markIdle = undefined;
+    }
   }
 
   private finish(item: Retired): void {
