@@ -32,6 +32,19 @@ function hostNamespace(t: TestContext): Handle {
   return host;
 }
 
+/**
+ * Announcements are heard in this process's own namespace (the sandbox's):
+ * tests that need them use a handle there, a group of their own and names no
+ * other test uses.
+ */
+function ownNamespaceListening(t: TestContext): { host: Handle; deletions: LinkDeletions } {
+  const host = Handle.current({ maxSockets: 8 });
+  t.after(() => host.close());
+  const deletions = LinkDeletions.open();
+  t.after(() => deletions.close());
+  return { host, deletions };
+}
+
 async function retireAll(t: TestContext, host: Handle, opts: ReaperOptions, count: number, group = LINK_GROUP): Promise<{ reaper: LinkReaper; links: Link[]; keep: Link }> {
   const reaper = new LinkReaper(host, retiringGroup(group), silent, opts);
   t.after(() => reaper.flush());
@@ -68,13 +81,8 @@ test("without announcements: retired links are deleted in bulk and released when
 });
 
 test("with announcements: each link is released when the kernel announces it gone, before the delete answers", async (t) => {
-  // Announcements are heard in this process's own namespace (the sandbox's):
-  // a group of its own there, and names no other test uses.
   const group = 0x5ea9;
-  const host = Handle.current({ maxSockets: 8 });
-  t.after(() => host.close());
-  const deletions = LinkDeletions.open();
-  t.after(() => deletions.close());
+  const { host, deletions } = ownNamespaceListening(t);
   const { reaper, links, keep } = await retireAll(t, host, { deletions, maxRounds: 12 }, 6, group);
   t.after(() => deleteLink(host, keep.index, keep.name).catch(() => undefined));
   // One at a time: the kernel answers only after waiting for the device's
@@ -94,10 +102,7 @@ test("with announcements: each link is released when the kernel announces it gon
 
 test("deleteNow: one link by its index, done on the kernel's announcement; a refused delete rejects and leaves everything", async (t) => {
   const group = 0x5eaa;
-  const host = Handle.current({ maxSockets: 8 });
-  t.after(() => host.close());
-  const deletions = LinkDeletions.open();
-  t.after(() => deletions.close());
+  const { host, deletions } = ownNamespaceListening(t);
   const reaper = new LinkReaper(host, retiringGroup(group), silent, { deletions, maxRounds: 2 });
   t.after(() => reaper.flush());
   const tag = process.pid % 1000;
