@@ -18,20 +18,30 @@ export interface Address {
 
 /** 4 or 6 for a valid address in text form, undefined otherwise. */
 export function addressFamily(text: string): Family | undefined {
-  const bytes = zoneless(text);
+  const bytes = addressBytes(text);
   return bytes === undefined ? undefined : bytes.length === 4 ? 4 : 6;
 }
 
 /** Parses an address; throws an Error saying what is wrong. */
 export function parseAddress(text: string): Address {
-  const bytes = zoneless(text);
-  if (bytes !== undefined) return { family: bytes.length === 4 ? 4 : 6, value: bytesToBigint(bytes) };
-  const guess = text.includes(":") ? "IPv6" : "IPv4";
-  throw new Error(`${JSON.stringify(text)} is not a valid ${guess} address`);
+  const bytes = addressBytes(text);
+  if (bytes === undefined) throw notAnAddress(text);
+  return { family: bytes.length === 4 ? 4 : 6, value: bytesToBigint(bytes) };
 }
 
-/** The codec accepts an IPv6 zone ("fe80::1%eth0"); a zone has no place in a pod address. */
-const zoneless = (text: string): Buffer | undefined => (text.includes("%") ? undefined : parseIp(text));
+/**
+ * An address in text form as its network-order bytes (4 or 16), or undefined
+ * if it is not one. The codec accepts an IPv6 zone ("fe80::1%eth0"); a zone
+ * has no place in a pod address.
+ */
+export function addressBytes(text: string): Buffer | undefined {
+  return text.includes("%") ? undefined : parseIp(text);
+}
+
+function notAnAddress(text: string): Error {
+  const guess = text.includes(":") ? "IPv6" : "IPv4";
+  return new Error(`${JSON.stringify(text)} is not a valid ${guess} address`);
+}
 
 function bytesToBigint(bytes: Uint8Array): bigint {
   let value = 0n;
@@ -61,7 +71,12 @@ export function canonicalAddress(text: string): string {
 
 /** Network byte order, 4 or 16 bytes: what netlink and the gRPC reply carry. */
 export function addressToBuffer(addr: string | Address): Buffer {
-  const { family, value } = typeof addr === "string" ? parseAddress(addr) : addr;
+  if (typeof addr === "string") {
+    const bytes = addressBytes(addr);
+    if (bytes === undefined) throw notAnAddress(addr);
+    return bytes;
+  }
+  const { family, value } = addr;
   const buf = Buffer.alloc(family === 4 ? 4 : 16);
   let v = value;
   for (let i = buf.length - 1; i >= 0; i--) {
@@ -76,5 +91,5 @@ export function bufferToAddress(buf: Uint8Array): string {
   if (buf.length !== 4 && buf.length !== 16) {
     throw new Error(`an IP address has 4 or 16 bytes, got ${buf.length}`);
   }
-  return bigintToAddress(bytesToBigint(buf), buf.length === 4 ? 4 : 6);
+  return bytesToIp(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
 }
