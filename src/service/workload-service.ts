@@ -41,11 +41,6 @@ export class WorkloadNetworkingService implements WorkloadService {
     this.active = deps.activeCalls ?? new ActiveCalls();
   }
 
-  /** Attach and Detach calls running now. */
-  get activeCalls(): number {
-    return this.active.count;
-  }
-
   attach(input: AttachInput): Promise<AttachOutput> {
     return this.active.run(() => this.attachCall(input));
   }
