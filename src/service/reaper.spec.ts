@@ -45,6 +45,13 @@ function ownNamespaceListening(t: TestContext): { host: Handle; deletions: LinkD
   return { host, deletions };
 }
 
+/** Only the link kept out of the retirements is left in the group, and the reaper has nothing left to do. */
+async function assertOnlyKeptAndIdle(host: Handle, group: number, keep: Link, reaper: LinkReaper): Promise<void> {
+  assert.deepEqual((await listLinks(host, group)).map((l) => l.name), [keep.name]);
+  await reaper.flush();
+  assert.equal(reaper.backlog, 0);
+}
+
 async function retireAll(t: TestContext, host: Handle, opts: ReaperOptions, count: number, group = LINK_GROUP): Promise<{ reaper: LinkReaper; links: Link[]; keep: Link }> {
   const reaper = new LinkReaper(host, retiringGroup(group), silent, opts);
   t.after(() => reaper.flush());
@@ -75,9 +82,7 @@ test("without announcements: retired links are deleted in bulk and released when
   assert.deepEqual(released.sort(), links.map((l) => l.name).sort());
   assert.ok(reaper.rounds < links.length, `${reaper.rounds} rounds for ${links.length} links: not in bulk`);
   assert.equal(reaper.releasedOnAnnouncement, 0);
-  assert.deepEqual((await listLinks(host, LINK_GROUP)).map((l) => l.name), [keep.name]);
-  await reaper.flush();
-  assert.equal(reaper.backlog, 0);
+  await assertOnlyKeptAndIdle(host, LINK_GROUP, keep, reaper);
 });
 
 test("with announcements: each link is released when the kernel announces it gone, before the delete answers", async (t) => {
@@ -95,9 +100,7 @@ test("with announcements: each link is released when the kernel announces it gon
   // At once: a link an earlier round deleted before its own round listened is released by its round's answer.
   const released = await retireConcurrently(host, reaper, links.slice(3));
   assert.deepEqual(released.sort(), links.slice(3).map((l) => l.name).sort());
-  assert.deepEqual((await listLinks(host, group)).map((l) => l.name), [keep.name]);
-  await reaper.flush();
-  assert.equal(reaper.backlog, 0);
+  await assertOnlyKeptAndIdle(host, group, keep, reaper);
 });
 
 test("deleteNow: one link by its index, done on the kernel's announcement; a refused delete rejects and leaves everything", async (t) => {
