@@ -5,7 +5,7 @@
 // Prints figures; asserts nothing. Everything it makes lives in namespaces it
 // creates, removed at the end.
 //
-//   node dist/bench/service-bench.js [--n 100] [--concurrency 16] [--rounds 3]
+//   node dist/bench/service-bench.js [--n 100] [--concurrency 16] [--rounds 3] [--veth-queues 1]
 //
 // Per round: N sequential attaches (latency of each), N sequential detaches,
 // then N attaches and N detaches with C concurrent callers (pods/s). CPU is
@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { startDaemon } from "../src/daemon/daemon.js";
+import { DEFAULT_VETH_QUEUES } from "../src/cli/config.js";
 import { parsePrefix } from "../src/ipam/prefix.js";
 import { assertSandbox, createNamespaces, removeNamespaces } from "../test/sandbox.js";
 import { ensureDaemonPoolSize, fmtMs, fmtRate, nowMs, pool, printTable, quantile } from "./bench-util.js";
@@ -23,15 +24,17 @@ interface Options {
   n: number;
   concurrency: number;
   rounds: number;
+  /** Queues of each veth end; e.g. the CPU count to see what the kernel's default costs. */
+  vethQueues: number;
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { n: 100, concurrency: 16, rounds: 3 };
+  const o: Options = { n: 100, concurrency: 16, rounds: 3, vethQueues: DEFAULT_VETH_QUEUES };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split("=", 2) as [string, string | undefined];
     const value = Number(inline ?? argv[++i]);
-    const key = ({ "--n": "n", "--concurrency": "concurrency", "--rounds": "rounds" } as const)[flag as "--n"];
-    if (key === undefined) throw new Error(`unknown argument ${argv[i]} (--n, --concurrency, --rounds)`);
+    const key = ({ "--n": "n", "--concurrency": "concurrency", "--rounds": "rounds", "--veth-queues": "vethQueues" } as const)[flag as "--n"];
+    if (key === undefined) throw new Error(`unknown argument ${argv[i]} (--n, --concurrency, --rounds, --veth-queues)`);
     if (!Number.isInteger(value) || value < 1 || value > 5000) throw new Error(`${flag} must be an integer from 1 to 5000`);
     o[key] = value;
   }
@@ -55,6 +58,7 @@ async function main(): Promise<void> {
     prefixes: { v4: parsePrefix("10.93.0.0/16"), v6: parsePrefix("fd00:93::/64") },
     mtu: 1500,
     linkGroup: 0x5b,
+    vethQueues: opts.vethQueues,
     log: pino({ level: "warn" }),
   });
   const svc = daemon.service;

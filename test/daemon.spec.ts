@@ -11,6 +11,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import {
   DAEMON_JS,
   DaemonHarness,
+  DEFAULT_ARGS,
   ipFromBytes,
   linkNames,
   mapLimit,
@@ -93,6 +94,8 @@ function assertPodConfigured(a: Attached, ifName = "eth0", mtu = 1400): void {
   const peer = links.find((l) => l.ifname === ifName)!;
   assert.ok(peer.flags.includes("UP"), `${ifName} is up`);
   assert.equal(peer.mtu, mtu);
+  const [detail] = ipJson<IpLink[]>(["-d", "link", "show", "dev", ifName], a.pod.name);
+  assert.deepEqual([detail?.num_tx_queues, detail?.num_rx_queues], [1, 1], "one queue each way, not one per CPU");
   const global = peer.addr_info.filter((x) => x.scope === "global");
   const v4 = global.find((x) => x.family === "inet");
   const v6 = global.find((x) => x.family === "inet6");
@@ -123,6 +126,7 @@ async function assertHostConfigured(d: DaemonHarness, a: Attached, mtu = 1400): 
   assert.equal(link.address, HOST_MAC);
   assert.equal(link.mtu, mtu);
   assert.equal(link.linkinfo?.info_kind, "veth");
+  assert.deepEqual([link.num_tx_queues, link.num_rx_queues], [1, 1], "one queue each way, not one per CPU");
   assert.ok(link.flags.includes("UP") && link.flags.includes("LOWER_UP"), `flags ${link.flags.join(",")}`);
   // operstate follows the carrier through the kernel's linkwatch, which may lag a moment.
   for (let i = 0; i < 100 && link.operstate !== "UP"; i++) {
@@ -207,6 +211,15 @@ describe("workloadnetd end to end", () => {
     // The log names each call with its addresses.
     const line = await d.waitForLog((l) => l.msg === "attach ok" && l.workloadId === "b");
     assert.deepEqual(line.addresses, [b.v4, b.v6]);
+  });
+
+  it("--veth-queues sets the queues of both veth ends; the pod still reaches the host", async (t) => {
+    const d = await daemon(t, { args: [...DEFAULT_ARGS, "--veth-queues", "2"] });
+    const a = await attach(d, "queues", d.pod());
+    const host = d.hostLinks(8).find((l) => l.ifalias === `wk${a.id}`);
+    const [peer] = ipJson<IpLink[]>(["-d", "link", "show", "dev", "eth0"], a.pod.name);
+    assert.deepEqual([host?.num_tx_queues, host?.num_rx_queues, peer?.num_tx_queues, peer?.num_rx_queues], [2, 2, 2, 2]);
+    assert.ok(await ping(a.pod.name, "169.254.77.1"), "the pod reaches the host");
   });
 
   it("Detach removes link and routes, is idempotent, and works after the pod namespace was deleted", async (t) => {

@@ -101,6 +101,9 @@ export interface IpLink {
   link?: string;
   link_netnsid?: number;
   linkinfo?: { info_kind?: string };
+  /** With -d. */
+  num_tx_queues?: number;
+  num_rx_queues?: number;
 }
 
 /** One `addr_info` entry of `ip -json addr`. */

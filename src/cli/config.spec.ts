@@ -50,6 +50,7 @@ describe("defaults and flags", () => {
       prefixFile: undefined,
       mtu: 1500,
       linkGroup: 8,
+      vethQueues: 1,
       logLevel: "info",
       detachMode: "sync",
       metricsAddress: undefined,
@@ -67,6 +68,7 @@ describe("defaults and flags", () => {
       "--prefix-file", "/etc/workloadnet/prefixes",
       "--mtu", "1400",
       "--link-group=42",
+      "--veth-queues", "4",
       "--log-level", "debug",
       "--detach-mode=deferred",
       "--metrics-address", "[::1]:9650",
@@ -80,6 +82,7 @@ describe("defaults and flags", () => {
       prefixFile: "/etc/workloadnet/prefixes",
       mtu: 1400,
       linkGroup: 42,
+      vethQueues: 4,
       logLevel: "debug",
       detachMode: "deferred",
       metricsAddress: { host: "::1", port: 9650 },
@@ -116,6 +119,13 @@ describe("bad values give one-line ConfigErrors naming the flag and value", () =
     fails(["--link-group", "4294967296"], /^invalid --link-group "4294967296": /);
     assert.equal(parse(["--link-group", "4294967295"]).linkGroup, 4294967295);
     assert.equal(parse(["--link-group", "1"]).linkGroup, 1);
+  });
+
+  test("veth queues", () => {
+    fails(["--veth-queues", "0"], 'invalid --veth-queues "0": must be an integer between 1 and 4096');
+    fails(["--veth-queues", "4097"], /^invalid --veth-queues "4097": /);
+    assert.equal(parse(["--veth-queues", "4096"]).vethQueues, 4096);
+    assert.equal(parse([], { WORKLOADNETD_VETH_QUEUES: "3" }).vethQueues, 3);
   });
 
   test("log level", () => {
@@ -219,6 +229,7 @@ describe("config file", () => {
         "prefix-file": "/etc/p.json",
         mtu: 1400,
         "link-group": "9",
+        "veth-queues": 2,
         "log-level": "warn",
         "detach-mode": "sync",
         "metrics-address": "127.0.0.1:9650",
@@ -233,6 +244,7 @@ describe("config file", () => {
       prefixFile: "/etc/p.json",
       mtu: 1400,
       linkGroup: 9,
+      vethQueues: 2,
       logLevel: "warn",
       detachMode: "sync",
       metricsAddress: { host: "127.0.0.1", port: 9650 },

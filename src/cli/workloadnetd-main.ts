@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     socketPath: config.socketPath,
     prefixes,
     mtu: config.mtu,
+    vethQueues: config.vethQueues,
     linkGroup: config.linkGroup,
     detachMode: config.detachMode,
     log,

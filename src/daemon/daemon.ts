@@ -28,6 +28,8 @@ export interface DaemonOptions {
   prefixFile?: string;
   mtu: number;
   linkGroup: number;
+  /** Transmit and receive queues of each veth end (see cli/config.ts). */
+  vethQueues: number;
   /** See DETACH_MODES in cli/config.ts. Default "sync". */
   detachMode?: "sync" | "deferred";
   socketGroup?: number;
@@ -89,6 +91,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       prefixSource,
       mtu: opts.mtu,
       linkGroup: opts.linkGroup,
+      vethQueues: opts.vethQueues,
       log,
       reaper,
       deferred: opts.detachMode === "deferred",

@@ -29,7 +29,7 @@ export interface VethSpec extends LinkSettings {
 }
 
 /**
- * `ip link add NAME [address MAC] [mtu N] [group G] type veth peer name PEER netns NS`,
+ * `ip link add NAME [address MAC] [mtu N] [group G] [numtxqueues N numrxqueues N] type veth peer name PEER … netns NS`,
  * the host end optionally up at creation. `peerWhere` names the peer's namespace in errors.
  */
 export function createVethRequest(spec: VethSpec, peerWhere = "same namespace"): Request {

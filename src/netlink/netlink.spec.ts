@@ -108,21 +108,24 @@ function ipEach(ns: string, lines: string[]): void {
 // ---- our module -> ip ----------------------------------------------------
 
 describe("what we create, ip shows", () => {
-  it("a veth with its peer in another namespace: name, group, alias, MAC, MTU, up", async (t) => {
+  it("a veth with its peer in another namespace: name, group, alias, MAC, MTU, queues, up", async (t) => {
     const host = namespace(t, "h");
     const pod = namespace(t, "p");
-    await createVeth(
+    const created = await createVeth(
       host.h,
       {
         name: "wkh0",
         mtu: 1400,
         group: 119,
         mac: parseMac("02:11:22:33:44:55"),
+        txQueues: 3,
+        rxQueues: 2,
         up: true,
-        peer: { name: "eth0", mtu: 1400, mac: parseMac("02:aa:bb:cc:dd:ee"), netnsFd: pod.fd.fd },
+        peer: { name: "eth0", mtu: 1400, mac: parseMac("02:aa:bb:cc:dd:ee"), txQueues: 1, rxQueues: 1, netnsFd: pod.fd.fd },
       },
       pod.ns.path,
     );
+    assert.deepEqual([created.txQueues, created.rxQueues], [3, 2], "the echoed link has the queues asked for");
     await setLink(host.h, "wkh0", { alias: "pod/default/web-0" });
     const peer = await getLinkByName(pod.h, "eth0");
     assert.ok(peer);
@@ -140,9 +143,11 @@ describe("what we create, ip shows", () => {
     assert.equal(h.mtu, 1400);
     assert.ok(h.flags.includes("UP"));
     assert.equal(h.linkinfo?.info_kind, "veth");
+    assert.deepEqual([h.num_tx_queues, h.num_rx_queues], [3, 2]);
     const p = ipLink("eth0", pod.name);
     assert.equal(p.address, "02:aa:bb:cc:dd:ee");
     assert.equal(p.mtu, 1400);
+    assert.deepEqual([p.num_tx_queues, p.num_rx_queues], [1, 1]);
     assert.equal(p.group, "default");
     assert.ok(p.flags.includes("UP"));
     assert.equal(p.linkinfo?.info_kind, "veth");
@@ -165,6 +170,8 @@ describe("what we create, ip shows", () => {
       parentIndex: p.ifindex,
       linkNetnsId: h.link_netnsid,
       operstate: 6,
+      txQueues: 3,
+      rxQueues: 2,
     });
     assert.equal(ours!.flags & IFF_UP, IFF_UP);
   });
@@ -283,6 +290,8 @@ describe("what ip creates, we read back", () => {
       if (l.linkinfo?.info_kind) o.kind = l.linkinfo.info_kind;
       if (l.link_index !== undefined) o.parentIndex = l.link_index;
       if (l.link_netnsid !== undefined) o.linkNetnsId = l.link_netnsid;
+      if (l.num_tx_queues !== undefined) o.txQueues = l.num_tx_queues;
+      if (l.num_rx_queues !== undefined) o.rxQueues = l.num_rx_queues;
       return o;
     };
     const strip = ({ flags: _f, operstate: _o, ...rest }: Link): Omit<Link, "flags" | "operstate"> => rest;

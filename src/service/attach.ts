@@ -31,6 +31,8 @@ export interface AttachDeps {
   registry: AttachmentRegistry;
   mtu: number;
   linkGroup: number;
+  /** Transmit and receive queues of each veth end. */
+  vethQueues: number;
 }
 
 const hostMac = parseMac(HOST_VETH_MAC);
@@ -106,9 +108,10 @@ async function createPair(deps: AttachDeps, workloadId: string, netns: NetnsAtta
     if (deps.registry.nameTaken(name)) continue;
     deps.registry.reserveName(name);
     try {
+      const queues = { txQueues: deps.vethQueues, rxQueues: deps.vethQueues };
       return await createVeth(
         deps.host,
-        { name, up: true, mtu: deps.mtu, group: deps.linkGroup, mac: hostMac, peer: { name: netns.ifName, netnsFd: ns.fd, mtu: deps.mtu, mac: podMac } },
+        { name, up: true, mtu: deps.mtu, group: deps.linkGroup, mac: hostMac, ...queues, peer: { name: netns.ifName, netnsFd: ns.fd, mtu: deps.mtu, mac: podMac, ...queues } },
         netns.netnsPath,
       );
     } catch (err) {

@@ -24,6 +24,8 @@ export interface ServiceDeps {
   prefixSource: PrefixSource;
   mtu: number;
   linkGroup: number;
+  /** Transmit and receive queues of each veth end (see cli/config.ts). */
+  vethQueues: number;
   log: Logger;
   reaper: LinkReaper;
   /** Detach answers before the kernel has deleted the link (see reaper.ts). */

@@ -92,6 +92,8 @@ describe("kernel byte vectors", () => {
       parentIndex: 2,
       linkNetnsId: 0,
       operstate: 6, // IF_OPER_UP
+      txQueues: 2, // one per CPU of the machine it was captured on
+      rxQueues: 2,
     });
     assert.deepEqual(parseAck(msgs[1]!), { errno: 0 });
   });

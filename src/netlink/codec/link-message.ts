@@ -13,6 +13,8 @@ import {
   IFLA_LINKINFO,
   IFLA_MTU,
   IFLA_NET_NS_FD,
+  IFLA_NUM_RX_QUEUES,
+  IFLA_NUM_TX_QUEUES,
   IFLA_OPERSTATE,
   VETH_INFO_PEER,
 } from "./constants.js";
@@ -62,6 +64,8 @@ export interface Link {
   /** Set when parentIndex lives in another namespace. */
   linkNetnsId?: number;
   operstate?: number;
+  txQueues?: number;
+  rxQueues?: number;
 }
 
 export function decodeLink(payload: Buffer): Link {
@@ -82,6 +86,10 @@ export function decodeLink(payload: Buffer): Link {
   if (nsid !== undefined && nsid.length >= 4) link.linkNetnsId = nsid.readInt32LE(0);
   const oper = attrs.get(IFLA_OPERSTATE);
   if (oper !== undefined && oper.length >= 1) link.operstate = oper.readUInt8(0);
+  const txQueues = readU32(attrs.get(IFLA_NUM_TX_QUEUES));
+  if (txQueues !== undefined) link.txQueues = txQueues;
+  const rxQueues = readU32(attrs.get(IFLA_NUM_RX_QUEUES));
+  if (rxQueues !== undefined) link.rxQueues = rxQueues;
   const linkinfo = attrs.get(IFLA_LINKINFO);
   if (linkinfo !== undefined) {
     const kind = readString(attrMap(parseAttrs(linkinfo)).get(IFLA_INFO_KIND));
@@ -96,6 +104,9 @@ export interface LinkSettings {
   group?: number;
   mac?: Buffer;
   alias?: string;
+  /** Transmit and receive queues, fixed at creation (IFLA_NUM_TX/RX_QUEUES). */
+  txQueues?: number;
+  rxQueues?: number;
 }
 
 /** Attributes shared by link creation and modification. */
@@ -107,6 +118,8 @@ export function encodeLinkSettings(s: LinkSettings): Buffer[] {
   if (s.group !== undefined) out.push(attrU32(IFLA_GROUP, s.group));
   // The alias is not NUL-terminated on the wire; the kernel stores the bytes given.
   if (s.alias !== undefined) out.push(attr(IFLA_IFALIAS, Buffer.from(s.alias, "utf8")));
+  if (s.txQueues !== undefined) out.push(attrU32(IFLA_NUM_TX_QUEUES, s.txQueues));
+  if (s.rxQueues !== undefined) out.push(attrU32(IFLA_NUM_RX_QUEUES, s.rxQueues));
   return out;
 }
 

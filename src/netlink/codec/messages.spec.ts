@@ -44,6 +44,8 @@ import {
   RTN_UNICAST,
   RTPROT_BOOT,
   RTPROT_STATIC,
+  IFLA_NUM_RX_QUEUES,
+  IFLA_NUM_TX_QUEUES,
   VETH_INFO_PEER,
 } from "./constants.js";
 import { decodeIfInfo, decodeLink, encodeIfInfo, encodeLinkSettings, encodeVethInfo } from "./link-message.js";
@@ -97,14 +99,16 @@ describe("ifinfomsg / links", () => {
   });
 
   it("encodes settings and round-trips them through decodeLink", () => {
-    const settings = { name: "veth-a", mtu: 9000, group: 7, mac: parseMac("02:00:00:00:00:01"), alias: "hello" };
+    const settings = { name: "veth-a", mtu: 9000, group: 7, mac: parseMac("02:00:00:00:00:01"), alias: "hello", txQueues: 4, rxQueues: 1 };
     const parts = encodeLinkSettings(settings);
     const m = attrMap(parseAttrs(Buffer.concat(parts)));
     // The alias goes without a NUL; the name with one.
     assert.equal(m.get(IFLA_IFALIAS)!.toString(), "hello");
     assert.equal(m.get(IFLA_IFNAME)!.toString(), "veth-a\0");
     const link = decodeLink(Buffer.concat([encodeIfInfo({ index: 5 }), ...parts]));
-    assert.deepEqual(link, { index: 5, name: "veth-a", flags: 0, mtu: 9000, group: 7, mac: "02:00:00:00:00:01", alias: "hello" });
+    assert.equal(readU32(m.get(IFLA_NUM_TX_QUEUES)), 4);
+    assert.equal(readU32(m.get(IFLA_NUM_RX_QUEUES)), 1);
+    assert.deepEqual(link, { index: 5, name: "veth-a", flags: 0, mtu: 9000, group: 7, mac: "02:00:00:00:00:01", alias: "hello", txQueues: 4, rxQueues: 1 });
     assert.deepEqual(encodeLinkSettings({}), []);
   });
 
