@@ -1013,7 +1013,7 @@ async function main(): Promise<void> {
           "(no IFA_F_NODAD) before it returns; the daemon sets NODAD and permanent neighbours instead.",
       );
     }
-    console.log("  (b): after one untimed warm-up round; one HTTP/2 connection for all callers, as a runtime would hold; the daemon logs one line per call at info (to a pipe).");
+    console.log("  (b): after one untimed warm-up round; one HTTP/2 connection for all callers, as a runtime would hold; the daemon logs one line per call at info (to a file).");
     console.log("    The calls go through a minimal unary gRPC client on node:http2 (bench/lean-grpc-client.ts): runtimes call us through grpc-go,");
     console.log("    whose per-call CPU is small, while @grpc/grpc-js's client takes about 1 ms per call from the same two cores as the daemon.");
     console.log("  (b-in): (b)'s sequential calls as the daemon timed them (durationMs in its log: handler to answer), i.e. without gRPC transport and client.");
