@@ -9,8 +9,10 @@
 //   (b) our daemon (dist/src/cli/workloadnetd.cjs, started in a fresh host
 //       namespace via `ip netns exec`), Attach/Detach over gRPC on its unix
 //       socket, one HTTP/2 connection (bench/lean-grpc-client.ts), both
-//       families; (b-in) the same calls as the daemon's log timed them; (b2)
-//       the same calls through @grpc/grpc-js's client.
+//       families, warm; (b-in) the same calls as the daemon's log timed them;
+//       (b2) the same calls through @grpc/grpc-js's client; (b0) the same
+//       phases right after the daemon started, before V8 has optimised the
+//       code on the hot paths (the daemon's and the client's).
 //   (c) our CNI plugin workloadnet-cni (searched for under build/), exec'd like
 //       (a), talking to the daemon of (b). Skipped while it is not built.
 //   (d) the kernel floor: the same kernel objects an Attach makes, made by
@@ -19,8 +21,9 @@
 //       run is paired with an `ip -n NS -batch /dev/null` run just before it;
 //       the concurrent schedule is run with empty batches too, in each round).
 //
-// Run order: (a), (a4), (d), (b) after one untimed warm-up round, (c) on the
-// same daemon, then the RSS phase with its own 1 000 namespaces (made just
+// Run order: (a), (a4), the daemon started and (b0) measured, --warmup untimed
+// rounds (default 20 × N attaches and detaches), (d), (b), (c) on the same
+// daemon, then the RSS phase with its own 1 000 namespaces (made just
 // before it, removed right after: many namespaces slow `ip -n` and veth
 // deletion for everyone). The table is printed in the order a, a4, b, c, d.
 //
@@ -34,6 +37,7 @@
 //
 //   node dist/bench/bench.js [--n 100] [--concurrency 16] [--rss-count 1000]
 //        [--profile] [--only a,a4,b,rss,c,d] [--cni PATH] [--detach-mode sync|deferred]
+//        [--warmup ROUNDS]
 //
 // --profile runs the daemon under `node --cpu-prof` and prints its top
 // self-time functions during (b)'s sequential attaches and detaches (the
@@ -91,12 +95,14 @@ interface Options {
   cni: string | undefined;
   /** The daemon's --detach-mode. */
   detachMode: "sync" | "deferred";
+  /** Untimed rounds (an attach and a detach per pod, C callers) before (b) is timed. */
+  warmup: number;
 }
 
 const daemonLabel = (o: Options): string => `(b) workloadnetd, gRPC${o.detachMode === "deferred" ? ", deferred detach" : ""}`;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { n: 100, concurrency: 16, rssCount: 1000, profile: false, only: new Set(ALL_PARTS), cni: undefined, detachMode: "sync" };
+  const o: Options = { n: 100, concurrency: 16, rssCount: 1000, profile: false, only: new Set(ALL_PARTS), cni: undefined, detachMode: "sync", warmup: 20 };
   const int = (flag: string, raw: string | undefined, min: number, max: number): number => {
     const v = Number(raw);
     if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${flag} must be an integer from ${min} to ${max}, not ${raw}`);
@@ -117,6 +123,9 @@ function parseOptions(argv: string[]): Options {
         break;
       case "--profile":
         o.profile = true;
+        break;
+      case "--warmup":
+        o.warmup = int(flag, value(), 0, 1000);
         break;
       case "--only": {
         const parts = (value() ?? "").split(",").filter(Boolean);
@@ -811,21 +820,13 @@ async function main(): Promise<void> {
       results.push(await runPtp("(a4) ptp + host-local, IPv4 only", "v", false, pods, opts, tmp));
     }
 
-    // Order: the kernel floor right before the daemon, so that (b)/(d) compares
-    // runs seconds apart, not minutes, on a machine whose load drifts; the
-    // 1 000-attachment RSS phase last (its namespaces exist only around it:
-    // many namespaces slow `ip -n` and veth deletes for everyone); the table
-    // in the usual order.
-    if (opts.only.has("d")) {
-      const floorNs = createNamespace("wbfloor");
-      namespaces.push(floorNs);
-      ip(["link", "set", "lo", "up"], floorNs.name);
-      progress("(d) kernel floor with ip -batch");
-      const [r, extras] = await runFloor("(d) kernel floor (ip -batch)", floorNs.name, pods, opts, tmp);
-      results.push(r);
-      floorExtras = extras;
-    }
-
+    // Order: the daemon starts and is measured just started (b0), then warmed
+    // up; the kernel floor runs right before the warm daemon is measured, so
+    // that (b)/(d) compares runs seconds apart, not minutes, on a machine whose
+    // load drifts; the 1 000-attachment RSS phase last (its namespaces exist
+    // only around it: many namespaces slow `ip -n` and veth deletes for
+    // everyone); the table in the usual order.
+    let drv: Driver | undefined;
     if (opts.only.has("b")) {
       const hostNs = createNamespace("wbhost");
       namespaces.push(hostNs);
@@ -838,31 +839,50 @@ async function main(): Promise<void> {
       }
       if (daemon) {
         startKiB = vmRssKiB(daemon.pid);
-        const drv = daemonDriver(daemon, "lean");
-        // A long-running daemon is warm: one untimed round over every pod (C callers) first.
-        progress("(b) warm-up: one untimed attach + detach per pod");
-        const warmIds = pods.map((_, i) => workloadId("w", "", i));
-        try {
-          await pool(n, C, (i) => drv.attach(warmIds[i]!, pods[i]!, "eth0"));
-        } finally {
-          await pool(n, C, (i) => drv.detach(warmIds[i]!, pods[i]!, "eth0").catch(() => undefined));
+        drv = daemonDriver(daemon, "lean");
+        // The first calls run before V8 has compiled the hot paths (the
+        // daemon's and this client's): what a runtime sees right after a start.
+        progress("(b0) the daemon just started: the same phases as (b)");
+        results.push(await runWorkload(`${daemonLabel(opts).replace("(b)", "(b0)")}, just started`, "z", drv, pods, opts));
+        // A long-running daemon is warm: untimed rounds over every pod (C callers), see --warmup.
+        progress(`(b) warm-up: ${opts.warmup} untimed round(s) of an attach + detach per pod`);
+        for (let round = 0; round < opts.warmup; round++) {
+          const warmIds = pods.map((_, i) => workloadId(`w${round}`, "", i));
+          try {
+            await pool(n, C, (i) => drv!.attach(warmIds[i]!, pods[i]!, "eth0"));
+          } finally {
+            await pool(n, C, (i) => drv!.detach(warmIds[i]!, pods[i]!, "eth0").catch(() => undefined));
+          }
         }
-        progress("(b) attach/detach over gRPC");
-        const emptyCall = await timeStatusCalls(daemon.lean, 300);
-        const logged = daemon.calls().length;
-        const r = await runWorkload(daemonLabel(opts), "b", drv, pods, opts);
-        r.notes.push(
-          `an empty call (Status) through the same client and connection: p50 ${fmtMs(emptyCall.p50)}, ${fmtMs(emptyCall.callerCpu)} of this process's CPU per call; ` +
-            `p50 ${fmtMs(emptyCall.afterIdleP50)} when both sides were idle for 2 ms before it`,
-        );
-        results.push(r);
-        if (!r.error) results.push(insideDaemon(daemon.calls().slice(logged), n, opts));
-        if (r.windows.seqAttach) profileWindows.push({ label: "(b) sequential attaches", w: r.windows.seqAttach });
-        if (r.windows.seqDetach) profileWindows.push({ label: "(b) sequential detaches", w: r.windows.seqDetach });
-        if (r.windows.concAttach) profileWindows.push({ label: `(b) attaches with ${C} callers (first round)`, w: r.windows.concAttach });
-        progress("(b2) the same calls through @grpc/grpc-js's client");
-        results.push(await runWorkload(`${daemonLabel(opts).replace("(b)", "(b2)")}, grpc-js client`, "j", daemonDriver(daemon, "grpc-js"), pods, opts));
       }
+    }
+
+    if (opts.only.has("d")) {
+      const floorNs = createNamespace("wbfloor");
+      namespaces.push(floorNs);
+      ip(["link", "set", "lo", "up"], floorNs.name);
+      progress("(d) kernel floor with ip -batch");
+      const [r, extras] = await runFloor("(d) kernel floor (ip -batch)", floorNs.name, pods, opts, tmp);
+      results.push(r);
+      floorExtras = extras;
+    }
+
+    if (daemon && drv) {
+      progress("(b) attach/detach over gRPC");
+      const emptyCall = await timeStatusCalls(daemon.lean, 300);
+      const logged = daemon.calls().length;
+      const r = await runWorkload(daemonLabel(opts), "b", drv, pods, opts);
+      r.notes.push(
+        `an empty call (Status) through the same client and connection: p50 ${fmtMs(emptyCall.p50)}, ${fmtMs(emptyCall.callerCpu)} of this process's CPU per call; ` +
+          `p50 ${fmtMs(emptyCall.afterIdleP50)} when both sides were idle for 2 ms before it`,
+      );
+      results.push(r);
+      if (!r.error) results.push(insideDaemon(daemon.calls().slice(logged), n, opts));
+      if (r.windows.seqAttach) profileWindows.push({ label: "(b) sequential attaches", w: r.windows.seqAttach });
+      if (r.windows.seqDetach) profileWindows.push({ label: "(b) sequential detaches", w: r.windows.seqDetach });
+      if (r.windows.concAttach) profileWindows.push({ label: `(b) attaches with ${C} callers (first round)`, w: r.windows.concAttach });
+      progress("(b2) the same calls through @grpc/grpc-js's client");
+      results.push(await runWorkload(`${daemonLabel(opts).replace("(b)", "(b2)")}, grpc-js client`, "j", daemonDriver(daemon, "grpc-js"), pods, opts));
     }
 
     if (opts.only.has("c")) {
@@ -924,7 +944,7 @@ async function main(): Promise<void> {
         fmtMs(x.callerCpuAttach),
       ];
     };
-    const order = ["(a) ", "(a4)", "(b)", "(b-in)", "(b2)", "(c)", "(d)"];
+    const order = ["(a) ", "(a4)", "(b)", "(b-in)", "(b2)", "(b0)", "(c)", "(d)"];
     results.sort((x, y) => order.findIndex((p) => x.label.startsWith(p)) - order.findIndex((p) => y.label.startsWith(p)));
     const rows = results.map(rowOf);
     if (cniSkipped) {
@@ -961,6 +981,7 @@ async function main(): Promise<void> {
       ratio("(c)/(b)", byTag("(c)"), byTag("(b)")),
       ratio("(b)/(d)", byTag("(b)"), byTag("(d)")),
       ratio("(b-in)/(d)", byTag("(b-in)"), byTag("(d)")),
+      ratio("(b0)/(d)", byTag("(b0)"), byTag("(d)")),
     ].filter((x): x is string[] => x !== undefined);
     if (ratioRows.length > 0) {
       console.log("ratios (x/y > 1: x is slower or costs more; throughput columns are y's pods/s over x's):");
@@ -1013,7 +1034,8 @@ async function main(): Promise<void> {
           "(no IFA_F_NODAD) before it returns; the daemon sets NODAD and permanent neighbours instead.",
       );
     }
-    console.log("  (b): after one untimed warm-up round; one HTTP/2 connection for all callers, as a runtime would hold; the daemon logs one line per call at info (to a file).");
+    console.log(`  (b0): the daemon just started, its first calls (and this client's): the same phases as (b), before V8 has compiled the hot paths.`);
+    console.log(`  (b): warm, as a long-running daemon is: after (b0) and ${opts.warmup} untimed round(s) of N attaches and detaches with ${C} callers; one HTTP/2 connection for all callers, as a runtime would hold; the daemon logs one line per call at info (to a file).`);
     console.log("    The calls go through a minimal unary gRPC client on node:http2 (bench/lean-grpc-client.ts): runtimes call us through grpc-go,");
     console.log("    whose per-call CPU is small, while @grpc/grpc-js's client takes about 1 ms per call from the same two cores as the daemon.");
     console.log("  (b-in): (b)'s sequential calls as the daemon timed them (durationMs in its log: handler to answer), i.e. without gRPC transport and client.");
