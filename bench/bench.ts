@@ -22,8 +22,9 @@
 //       the concurrent schedule is run with empty batches too, in each round).
 //
 // Run order: (a), (a4), the daemon started and (b0) measured, --warmup untimed
-// rounds (default 20 × N attaches and detaches), (d), (b), (c) on the same
-// daemon, then the RSS phase with its own 1 000 namespaces (made just
+// rounds (default 20 × N attaches and detaches), (d), (b), (b2), then (d) and
+// (b) again in alternation (--pairs, default 5 in all; their ratios are
+// printed as a spread), (c) on the same daemon, then the RSS phase with its own 1 000 namespaces (made just
 // before it, removed right after: many namespaces slow `ip -n` and veth
 // deletion for everyone). The table is printed in the order a, a4, b, c, d.
 //
@@ -37,7 +38,7 @@
 //
 //   node dist/bench/bench.js [--n 100] [--concurrency 16] [--rss-count 1000]
 //        [--profile] [--only a,a4,b,rss,c,d] [--cni PATH] [--detach-mode sync|deferred]
-//        [--warmup ROUNDS]
+//        [--warmup ROUNDS] [--pairs K]
 //
 // --profile runs the daemon under `node --cpu-prof` and prints its top
 // self-time functions during (b)'s sequential attaches and detaches (the
@@ -97,12 +98,14 @@ interface Options {
   detachMode: "sync" | "deferred";
   /** Untimed rounds (an attach and a detach per pod, C callers) before (b) is timed. */
   warmup: number;
+  /** (d) then (b), this many times in alternation (the first pair is the table's). */
+  pairs: number;
 }
 
 const daemonLabel = (o: Options): string => `(b) workloadnetd, gRPC${o.detachMode === "deferred" ? ", deferred detach" : ""}`;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { n: 100, concurrency: 16, rssCount: 1000, profile: false, only: new Set(ALL_PARTS), cni: undefined, detachMode: "sync", warmup: 20 };
+  const o: Options = { n: 100, concurrency: 16, rssCount: 1000, profile: false, only: new Set(ALL_PARTS), cni: undefined, detachMode: "sync", warmup: 20, pairs: 5 };
   const int = (flag: string, raw: string | undefined, min: number, max: number): number => {
     const v = Number(raw);
     if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${flag} must be an integer from ${min} to ${max}, not ${raw}`);
@@ -126,6 +129,9 @@ function parseOptions(argv: string[]): Options {
         break;
       case "--warmup":
         o.warmup = int(flag, value(), 0, 1000);
+        break;
+      case "--pairs":
+        o.pairs = int(flag, value(), 1, 50);
         break;
       case "--only": {
         const parts = (value() ?? "").split(",").filter(Boolean);
@@ -166,9 +172,13 @@ interface Result {
   callerCpuAttach: number; // ms per attach in the calling process (spawn, gRPC client)
   /** hrtime ms windows of the sequential phases (for the daemon's profile). */
   windows: { seqAttach?: [number, number]; seqDetach?: [number, number]; concAttach?: [number, number] };
+  /** Detaches/s one caller at a time (the sequential phase's wall time). */
+  seqDetachRate?: number;
   notes: string[];
   error?: string;
 }
+
+const byLabelPrefix = (results: Result[], prefix: string): Result | undefined => results.find((x) => x.label.startsWith(prefix) && !x.error);
 
 const emptyResult = (label: string, error: string): Result => ({
   label,
@@ -263,6 +273,7 @@ async function runWorkload(label: string, tag: string, driver: Driver, pods: Pod
     r.detachRate = quantile(detachRates, 0.5);
     const sa = seqRate(r.windows.seqAttach);
     const sd = seqRate(r.windows.seqDetach);
+    r.seqDetachRate = sd;
     r.notes.push(
       `one caller at a time: ${fmtRate(sa)} attaches, ${fmtRate(sd)} detaches; ${opts.concurrency} callers: ` +
         `${fmtRatio(r.attachRate / sa)} and ${fmtRatio(r.detachRate / sd)} that`,
@@ -787,6 +798,7 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(path.join(tmpdir(), "workloadnet-bench-"));
   const namespaces: PodNamespace[] = [];
   const results: Result[] = [];
+  const pairs: { d: Result; b: Result }[] = [];
   let rss: RssFigures | undefined;
   let daemon: Daemon | undefined;
   const profileWindows: { label: string; w: [number, number] }[] = [];
@@ -857,8 +869,10 @@ async function main(): Promise<void> {
       }
     }
 
+    let floorNsName: string | undefined;
     if (opts.only.has("d")) {
       const floorNs = createNamespace("wbfloor");
+      floorNsName = floorNs.name;
       namespaces.push(floorNs);
       ip(["link", "set", "lo", "up"], floorNs.name);
       progress("(d) kernel floor with ip -batch");
@@ -883,6 +897,20 @@ async function main(): Promise<void> {
       if (r.windows.concAttach) profileWindows.push({ label: `(b) attaches with ${C} callers (first round)`, w: r.windows.concAttach });
       progress("(b2) the same calls through @grpc/grpc-js's client");
       results.push(await runWorkload(`${daemonLabel(opts).replace("(b)", "(b2)")}, grpc-js client`, "j", daemonDriver(daemon, "grpc-js"), pods, opts));
+
+      // The machine's speed drifts by up to 2x within minutes: (d) then (b)
+      // again, in alternation, so the ratios can be read as a spread.
+      const d0 = byLabelPrefix(results, "(d)");
+      if (floorNsName !== undefined && d0 && !r.error) {
+        pairs.push({ d: d0, b: r });
+        for (let k = 1; k < opts.pairs; k++) {
+          progress(`(d) then (b) again: pair ${k + 1} of ${opts.pairs}`);
+          const [dk] = await runFloor(`(d) pair ${k + 1}`, floorNsName, pods, opts, tmp);
+          const bk = await runWorkload(`(b) pair ${k + 1}`, "y", drv, pods, opts);
+          if (dk.error || bk.error) break;
+          pairs.push({ d: dk, b: bk });
+        }
+      }
     }
 
     if (opts.only.has("c")) {
@@ -987,6 +1015,17 @@ async function main(): Promise<void> {
       console.log("ratios (x/y > 1: x is slower or costs more; throughput columns are y's pods/s over x's):");
       printTable(["ratio", "attach p50", "attach p99", "detach p50", `attach/s @${C}`, `detach/s @${C}`, "cpu/attach"], ratioRows);
       if (!byTag("(c)")) console.log("  (a)/(c): (c) not measured in this run");
+      console.log("");
+    }
+
+    if (pairs.length > 1) {
+      const spread = (xs: number[], f: (x: number) => string): string =>
+        `median ${f(quantile(xs, 0.5))} (${xs.map(f).join(", ")})`;
+      const pct = (x: number): string => `${(100 * x).toFixed(0)} %`;
+      console.log(`(d) then (b) in alternation, ${pairs.length} pairs (the first is the table's):`);
+      console.log(`  (b)/(d) attach p50:                 ${spread(pairs.map((p) => quantile(p.b.attach, 0.5) / quantile(p.d.attach, 0.5)), fmtRatio)}`);
+      console.log(`  (b)'s attach/s @${C} as part of (d)'s: ${spread(pairs.map((p) => p.b.attachRate / p.d.attachRate), pct)}`);
+      console.log(`  (b)'s detach/s @${C} over one caller's: ${spread(pairs.map((p) => p.b.detachRate / (p.b.seqDetachRate ?? NaN)), fmtRatio)}`);
       console.log("");
     }
 
