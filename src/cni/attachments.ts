@@ -161,11 +161,15 @@ export class CniAttachmentStore {
 
 const keyOf = (a: RecordKey): string => `${a.network}\0${a.containerId}\0${a.ifName}`;
 
-const isRecord = (r: unknown): r is CniAttachment =>
-  r !== null && typeof r === "object" && ["network", "containerId", "ifName", "workloadId", "netns"].every((k) => typeof (r as Record<string, unknown>)[k] === "string");
+const KEY_FIELDS = ["network", "containerId", "ifName"] as const;
+const RECORD_FIELDS = [...KEY_FIELDS, "workloadId", "netns"] as const;
 
-const isKey = (r: unknown): r is RecordKey =>
-  r !== null && typeof r === "object" && ["network", "containerId", "ifName"].every((k) => typeof (r as Record<string, unknown>)[k] === "string");
+/** An object whose `fields` are all strings. */
+const hasStrings = (r: unknown, fields: readonly string[]): boolean =>
+  r !== null && typeof r === "object" && fields.every((k) => typeof (r as Record<string, unknown>)[k] === "string");
+
+const isRecord = (r: unknown): r is CniAttachment => hasStrings(r, RECORD_FIELDS);
+const isKey = (r: unknown): r is RecordKey => hasStrings(r, KEY_FIELDS);
 
 /**
  * The live records a records file holds, in the order they were put. Throws
