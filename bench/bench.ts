@@ -1026,6 +1026,11 @@ async function main(): Promise<void> {
       console.log(`  (b)/(d) attach p50:                 ${spread(pairs.map((p) => quantile(p.b.attach, 0.5) / quantile(p.d.attach, 0.5)), fmtRatio)}`);
       console.log(`  (b)'s attach/s @${C} as part of (d)'s: ${spread(pairs.map((p) => p.b.attachRate / p.d.attachRate), pct)}`);
       console.log(`  (b)'s detach/s @${C} over one caller's: ${spread(pairs.map((p) => p.b.detachRate / (p.b.seqDetachRate ?? NaN)), fmtRatio)}`);
+      // The figures behind the ratios, pair by pair: which side moved.
+      const each = (f: (p: { d: Result; b: Result }) => string): string => pairs.map(f).join(", ");
+      const ms = (x: number): string => x.toFixed(2);
+      console.log(`  attach p50, ms, (b) / (d):          ${each((p) => `${ms(quantile(p.b.attach, 0.5))}/${ms(quantile(p.d.attach, 0.5))}`)}`);
+      console.log(`  attach/s @${C}, (b) / (d):           ${each((p) => `${p.b.attachRate.toFixed(0)}/${p.d.attachRate.toFixed(0)}`)}`);
       console.log("");
     }
 

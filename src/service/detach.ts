@@ -1,8 +1,9 @@
 // Detach: delete the host veth (the kernel takes its routes, neighbours and the
 // pod's peer with it), then free the addresses and the name. Idempotent: what
 // is already gone counts as done. Names and addresses are freed only once the
-// kernel has really let go of them: by the link's own delete when a delete
-// round is free, else through the retiring group and the reaper's bulk deletes.
+// kernel has really let go of them: by the link's own delete when no other
+// delete is under way, else through the retiring group and the reaper's bulk
+// deletes (links retired meanwhile go together; see reaper.ts).
 import type { Ipam } from "../ipam/allocator.js";
 import { NetlinkError } from "../netlink/errors.js";
 import type { Handle } from "../netlink/handle.js";
@@ -52,7 +53,7 @@ export async function detachWorkload(deps: DetachDeps, workloadId: string): Prom
 }
 
 /**
- * A sync Detach when a delete round is free: delete the link by its index at
+ * A sync Detach when no other delete is under way: delete the link by its index at
  * once, without moving it to the retiring group first. The workload keeps its
  * name and addresses (and this Detach its per-workload lock) until the kernel
  * has announced the link gone; if the kernel refuses, nothing has changed.
@@ -74,12 +75,14 @@ async function deleteNow(deps: DetachDeps, workloadId: string, link: Link): Prom
  * awaiting the retirement does not also await the deletion).
  */
 async function retire(deps: DetachDeps, workloadId: string, link: Link): Promise<{ deleted: Promise<void> }> {
+  const listening = deps.reaper.listen(link.index);
   try {
     // Deferred: down now, so traffic stops before we answer. Sync: the delete
     // follows at once, and a separate down would cost an extra grace period.
     const up = deps.deferred ? false : undefined;
     await deps.host.request(setLinkByIndexRequest(link.index, { group: deps.reaper.group }, up, link.name));
   } catch (err) {
+    listening?.cancel();
     if (err instanceof NetlinkError && err.code === "ENODEV") {
       forget(deps, workloadId); // already gone: nothing left to wait for
       return { deleted: Promise.resolve() };
@@ -91,10 +94,14 @@ async function retire(deps: DetachDeps, workloadId: string, link: Link): Promise
   for (const address of [held?.v4, held?.v6]) if (address !== undefined) deps.ipam.markUsed(placeholder, address);
   deps.registry.remove(workloadId);
   deps.registry.reserveName(link.name);
-  const deleted = deps.reaper.enqueue(link.index, () => {
-    deps.ipam.release(placeholder);
-    deps.registry.releaseName(link.name);
-  });
+  const deleted = deps.reaper.enqueue(
+    link.index,
+    () => {
+      deps.ipam.release(placeholder);
+      deps.registry.releaseName(link.name);
+    },
+    listening,
+  );
   return { deleted };
 }
 

@@ -37,12 +37,17 @@ function hostNamespace(t: TestContext): Handle {
  * tests that need them use a handle there, a group of their own and names no
  * other test uses.
  */
-function ownNamespaceListening(t: TestContext): { host: Handle; deletions: LinkDeletions } {
+function ownNamespaceListening(t: TestContext): { host: Handle; deletions: LinkDeletions; deleteAtEnd: (link: Link) => void } {
   const host = Handle.current({ maxSockets: 8 });
-  t.after(() => host.close());
+  // Links the test keeps are deleted before the handle closes (hooks run in the order they were added).
+  const kept: Link[] = [];
+  t.after(async () => {
+    for (const l of kept) await deleteLink(host, l.index, l.name).catch(() => undefined); // gone already is fine
+    await host.close();
+  });
   const deletions = LinkDeletions.open();
   t.after(() => deletions.close());
-  return { host, deletions };
+  return { host, deletions, deleteAtEnd: (link) => kept.push(link) };
 }
 
 /** Only the link kept out of the retirements is left in the group, and the reaper has nothing left to do. */
@@ -65,8 +70,9 @@ async function retireConcurrently(host: Handle, reaper: LinkReaper, links: Link[
   const released: string[] = [];
   await Promise.all(
     links.map(async (l) => {
+      const listening = reaper.listen(l.index);
       await host.request(setLinkByIndexRequest(l.index, { group: reaper.group }, false, l.name));
-      await reaper.enqueue(l.index, () => released.push(l.name));
+      await reaper.enqueue(l.index, () => released.push(l.name), listening);
       // Released means deleted: the kernel no longer has it.
       assert.equal(await getLinkByName(host, l.name), undefined, `${l.name} released before it was deleted`);
     }),
@@ -85,11 +91,29 @@ test("without announcements: retired links are deleted in bulk and released when
   await assertOnlyKeptAndIdle(host, LINK_GROUP, keep, reaper);
 });
 
+test("links retired while a delete is under way wait for it, then go together", async (t) => {
+  const group = 0x5eab;
+  const { host, deletions, deleteAtEnd } = ownNamespaceListening(t);
+  // Rounds to spare: only the delete under way holds them back.
+  const { reaper, links, keep } = await retireAll(t, host, { deletions, maxRounds: 12 }, 9, group);
+  deleteAtEnd(keep);
+  const [first, ...rest] = links;
+  assert.equal(reaper.hasFreeRound, true);
+  const firstDeleted = reaper.deleteNow(first!.index);
+  assert.equal(reaper.hasFreeRound, false, "a second delete would queue behind the first");
+  const released = await retireConcurrently(host, reaper, rest);
+  await firstDeleted;
+  assert.deepEqual(released.sort(), rest.map((l) => l.name).sort());
+  // A request per link would be 9 rounds; each round holds the kernel's lock for ~0.7 ms however many links it deletes.
+  assert.ok(reaper.rounds <= 4, `${reaper.rounds} rounds for ${links.length} links: retired links did not wait to go together`);
+  await assertOnlyKeptAndIdle(host, group, keep, reaper);
+});
+
 test("with announcements: each link is released when the kernel announces it gone, before the delete answers", async (t) => {
   const group = 0x5ea9;
-  const { host, deletions } = ownNamespaceListening(t);
+  const { host, deletions, deleteAtEnd } = ownNamespaceListening(t);
   const { reaper, links, keep } = await retireAll(t, host, { deletions, maxRounds: 12 }, 6, group);
-  t.after(() => deleteLink(host, keep.index, keep.name).catch(() => undefined));
+  deleteAtEnd(keep);
   // One at a time: the kernel answers only after waiting for the device's
   // last references, and the announcement comes first.
   for (const l of links.slice(0, 3)) {
@@ -105,13 +129,13 @@ test("with announcements: each link is released when the kernel announces it gon
 
 test("deleteNow: one link by its index, done on the kernel's announcement; a refused delete rejects and leaves everything", async (t) => {
   const group = 0x5eaa;
-  const { host, deletions } = ownNamespaceListening(t);
+  const { host, deletions, deleteAtEnd } = ownNamespaceListening(t);
   const reaper = new LinkReaper(host, retiringGroup(group), silent, { deletions, maxRounds: 2 });
   t.after(() => reaper.flush());
   const tag = process.pid % 1000;
   const link = await createVeth(host, { name: `wkn${tag}`, group, peer: { name: `prn${tag}` } });
   const keep = await createVeth(host, { name: `wkm${tag}`, group, peer: { name: `prm${tag}` } });
-  t.after(() => deleteLink(host, keep.index, keep.name).catch(() => undefined));
+  deleteAtEnd(keep);
 
   assert.equal(reaper.hasFreeRound, true);
   const before = reaper.releasedOnAnnouncement;

@@ -10,9 +10,17 @@
 // though the kernel's answer to the delete comes only after its wait. The
 // answer still releases whatever was not announced (a missed announcement,
 // or no listener at all). Up to maxRounds deletes run at once, so links
-// retired while one round waits do not wait for it to end. A sync Detach that
-// finds a round free deletes its link by index in a round of its own instead
-// (deleteNow), one kernel request fewer than moving it to the group first.
+// retired while one round waits for its answer do not wait for it to end.
+//
+// The kernel unregisters links under one lock, and each delete request pays
+// a fixed share of ~0.7 ms there, however many links it takes. So a round
+// starts only when no earlier one still has links to unregister: links
+// retired meanwhile wait for it and go together (a group commit). Measured
+// here, deleting one link per request tops out near 1 100 links/s, with one
+// caller or sixteen; in groups of 2 it reached ~2 600/s, of 16 ~4 000/s.
+// A sync Detach that finds nothing under way deletes its link by index in a
+// round of its own (deleteNow), one kernel request fewer than moving it to
+// the group first.
 import type { Logger } from "pino";
 import { isErrno } from "../netlink/errors.js";
 import type { Handle } from "../netlink/handle.js";
@@ -30,6 +38,13 @@ interface Retired {
   done: () => void;
   finished: boolean;
   watch?: DeletionWait;
+  round?: Round;
+}
+
+/** A delete request sent: `left` of its links are not deleted yet. */
+interface Round {
+  left: number;
+  unregistering: boolean;
 }
 
 export interface ReaperOptions {
@@ -42,6 +57,8 @@ export interface ReaperOptions {
 export class LinkReaper {
   private pending: Retired[] = [];
   private running = 0;
+  /** Rounds with links not yet deleted (announced or answered): at most one. */
+  private unregistering = 0;
   private roundCount = 0;
   private announced = 0;
   private retrying = false;
@@ -61,19 +78,39 @@ export class LinkReaper {
   }
 
   /**
-   * Call once the link (by its ifindex) is in the retiring group. `release`
-   * runs once the kernel has deleted it; the returned promise resolves right after.
+   * Starts listening for the deletion of a link about to be moved into the
+   * retiring group. Call it before the move: a round under way deletes every
+   * link in the group, this one too once it is there, and the kernel
+   * announces a deletion only to those already listening. Hand the result to
+   * enqueue(), or cancel it if the move fails.
    */
-  enqueue(index: number, release: () => void): Promise<void> {
-    const deleted = new Promise<void>((done) => this.pending.push({ index, release, done, finished: false }));
+  listen(index: number): DeletionWait | undefined {
+    return this.deletions?.wait(index);
+  }
+
+  /**
+   * Call once the link (by its ifindex) is in the retiring group, with what
+   * listen() gave before the move. `release` runs once the kernel has deleted
+   * it; the returned promise resolves right after.
+   */
+  enqueue(index: number, release: () => void, listening?: DeletionWait): Promise<void> {
+    const deleted = new Promise<void>((done) => {
+      const item: Retired = { index, release, done, finished: false };
+      if (listening !== undefined) this.watch(item, listening);
+      this.pending.push(item);
+    });
     this.markBusy();
     this.startRounds();
     return deleted;
   }
 
-  /** True when deleteNow would not take a round that queued links are waiting for. */
+  /** True when deleteNow would neither queue behind another delete nor take a round that queued links are waiting for. */
   get hasFreeRound(): boolean {
-    return this.running < this.maxRounds && this.pending.length === 0 && !this.retrying;
+    return this.mayStartRound && this.pending.length === 0;
+  }
+
+  private get mayStartRound(): boolean {
+    return this.running < this.maxRounds && this.unregistering === 0 && !this.retrying;
   }
 
   /**
@@ -87,7 +124,7 @@ export class LinkReaper {
     return new Promise<void>((resolve, reject) => {
       const item: Retired = { index, release: () => undefined, done: resolve, finished: false };
       this.markBusy();
-      this.beginRound([item]);
+      const round = this.beginRound([item]);
       void deleteLink(this.host, index)
         .then(
           () => this.finish(item),
@@ -98,7 +135,7 @@ export class LinkReaper {
             reject(err);
           },
         )
-        .finally(() => this.endRound());
+        .finally(() => this.endRound(round));
     });
   }
 
@@ -122,13 +159,15 @@ export class LinkReaper {
   }
 
   private startRounds(): void {
-    while (this.pending.length > 0 && this.running < this.maxRounds && !this.retrying) this.startRound();
+    if (this.pending.length > 0 && this.mayStartRound) this.startRound();
   }
 
   private startRound(): void {
     // Every link enqueued so far is in the group now; later ones go to a later round.
-    const batch = this.pending.splice(0);
-    this.beginRound(batch);
+    // Links an earlier round took along (they were in the group by then) are done already.
+    const batch = this.pending.splice(0).filter((item) => !item.finished);
+    if (batch.length === 0) return;
+    const round = this.beginRound(batch);
     void deleteLinksInGroup(this.host, this.group)
       .then(
         // Also ENODEV: none left in the group, so an earlier round took these.
@@ -146,7 +185,7 @@ export class LinkReaper {
           }, RETRY_MS);
         },
       )
-      .finally(() => this.endRound());
+      .finally(() => this.endRound(round));
   }
 
   private markBusy(): void {
@@ -154,21 +193,41 @@ export class LinkReaper {
   }
 
   /** Counts a delete request about to be sent, and listens for the deletion of each of its links. */
-  private beginRound(batch: Retired[]): void {
+  private beginRound(batch: Retired[]): Round {
     this.running++;
     this.roundCount++;
+    this.unregistering++;
+    const round: Round = { left: batch.length, unregistering: true };
     for (const item of batch) {
+      item.round = round;
       // Listen before asking: the announcement goes only to those already listening.
-      item.watch = this.deletions?.wait(item.index);
-      void item.watch?.deleted.then(() => {
-        if (!item.finished) this.announced++;
-        this.finish(item);
-      });
+      if (item.watch === undefined) {
+        const listening = this.deletions?.wait(item.index);
+        if (listening !== undefined) this.watch(item, listening);
+      }
     }
+    return round;
   }
 
-  private endRound(): void {
+  private watch(item: Retired, listening: DeletionWait): void {
+    item.watch = listening;
+    void listening.deleted.then(() => {
+      if (!item.finished) this.announced++;
+      this.finish(item);
+    });
+  }
+
+  /** The round's links are all deleted, or it has answered: the next round may start. */
+  private unregistered(round: Round): void {
+    if (!round.unregistering) return;
+    round.unregistering = false;
+    this.unregistering--;
+    this.startRounds();
+  }
+
+  private endRound(round: Round): void {
     this.running--;
+    this.unregistered(round);
     this.startRounds();
     if (this.running === 0 && this.pending.length === 0 && !this.retrying) {
       this.markIdle?.();
@@ -182,5 +241,6 @@ export class LinkReaper {
     item.watch?.cancel();
     item.release();
     item.done();
+    if (item.round !== undefined && --item.round.left === 0) this.unregistered(item.round);
   }
 }
