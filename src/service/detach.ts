@@ -47,7 +47,7 @@ export async function detachWorkload(deps: DetachDeps, workloadId: string): Prom
     forget(deps, workloadId);
     return;
   }
-  if (!deps.deferred && deps.reaper.hasFreeRound) return deleteNow(deps, workloadId, link);
+  if (!deps.deferred && deps.reaper.canDeleteNow) return deleteNow(deps, workloadId, link);
   const { deleted } = await retire(deps, workloadId, link);
   if (!deps.deferred) await deleted;
 }

@@ -98,9 +98,9 @@ test("links retired while a delete is under way wait for it, then go together", 
   const { reaper, links, keep } = await retireAll(t, host, { deletions, maxRounds: 12 }, 9, group);
   deleteAtEnd(keep);
   const [first, ...rest] = links;
-  assert.equal(reaper.hasFreeRound, true);
+  assert.equal(reaper.canDeleteNow, true);
   const firstDeleted = reaper.deleteNow(first!.index);
-  assert.equal(reaper.hasFreeRound, false, "a second delete would queue behind the first");
+  assert.equal(reaper.canDeleteNow, false, "a second delete would queue behind the first");
   const released = await retireConcurrently(host, reaper, rest);
   await firstDeleted;
   assert.deepEqual(released.sort(), rest.map((l) => l.name).sort());
@@ -137,7 +137,7 @@ test("deleteNow: one link by its index, done on the kernel's announcement; a ref
   const keep = await createVeth(host, { name: `wkm${tag}`, group, peer: { name: `prm${tag}` } });
   deleteAtEnd(keep);
 
-  assert.equal(reaper.hasFreeRound, true);
+  assert.equal(reaper.canDeleteNow, true);
   const before = reaper.releasedOnAnnouncement;
   await reaper.deleteNow(link.index);
   assert.equal(await getLinkByName(host, link.name), undefined, "gone when deleteNow resolves");
@@ -150,5 +150,5 @@ test("deleteNow: one link by its index, done on the kernel's announcement; a ref
   await assert.rejects(reaper.deleteNow(1), (err: unknown) => (err as { code?: string }).code === "EOPNOTSUPP");
   assert.ok((await listLinks(host)).some((l) => l.index === 1), "lo is still there");
   await reaper.flush();
-  assert.equal(reaper.hasFreeRound, true, "every round has ended");
+  assert.equal(reaper.canDeleteNow, true, "every round has ended");
 });

@@ -105,7 +105,7 @@ export class LinkReaper {
   }
 
   /** True when deleteNow would neither queue behind another delete nor take a round that queued links are waiting for. */
-  get hasFreeRound(): boolean {
+  get canDeleteNow(): boolean {
     return this.mayStartRound && this.pending.length === 0;
   }
 
