@@ -297,6 +297,16 @@ describe("workloadnet-cni (C forwarder + daemon)", { concurrency: false }, () =>
     assert.equal(mismatch.code, 102);
     assert.match(mismatch.msg, /prevResult has 10\.88\.0\.200/);
 
+    // The host's route to the pod's IPv4 address removed, then put back.
+    const [hostSide] = hostLinksOf(d, pod.env.CNI_CONTAINERID!);
+    const v4 = ips[0]!.split("/")[0]!;
+    d.hostIp(["route", "del", `${v4}/32`, "dev", hostSide!.ifname]);
+    const noRoute = cniError(await cni(d, "CHECK", pod.env, conf(d, "1.0.0", { prevResult: result })));
+    assert.equal(noRoute.code, 102);
+    assert.match(noRoute.msg, new RegExp(`host route to ${v4.replace(/\./g, "\\.")} via ${hostSide!.ifname} is missing`));
+    d.hostIp(["route", "add", `${v4}/32`, "dev", hostSide!.ifname, "proto", "static"]);
+    cniOk(await cni(d, "CHECK", pod.env, conf(d, "1.0.0", { prevResult: result })));
+
     // The pod's IPv6 address removed behind our back.
     ip(["addr", "del", ips[1]!, "dev", "eth0"], pod.ns.name);
     const gone = cniError(await cni(d, "CHECK", pod.env, conf(d, "1.0.0", { prevResult: result })));

@@ -14,7 +14,7 @@ import { native } from "./native.js";
 import { blockingInFlight } from "./blocking.js";
 import { createVeth, createVethRequest, deleteLink, deleteLinkRequest, deleteLinksInGroup, getLinkByIndex, getLinkByName, listLinks, setLink, setLinkUp, type Link } from "./link.js";
 import { addPermanentNeighbour, listNeighbours } from "./neigh.js";
-import { addRoute, addRouteRequest, deleteRoute, listRoutes, type Route } from "./route.js";
+import { addRoute, addRouteRequest, deleteRoute, listRoutes, lookupRoute, type Route } from "./route.js";
 import { NetnsFd } from "../netns/namespace.js";
 import { exchangeCounts, NetlinkSocket, type Request } from "./socket.js";
 import { decodeLink, encodeIfInfo } from "./codec/link-message.js";
@@ -391,6 +391,38 @@ describe("what ip creates, we read back", () => {
     assert.ok(v4.includes("default 10.1.0.254 rt0 boot global 10.1.0.1 0"), v4.join("\n"));
     const t1000 = (await listRoutes(host.h)).filter((r) => r.table === 1000);
     assert.deepEqual(t1000.map((r) => `${r.dst}/${r.dstLen}`), ["10.4.0.0/24"]);
+  });
+
+  it("route lookups: the most specific route to an address, as ip route get fibmatch finds it; none without a route", async (t) => {
+    const host = namespace(t, "h");
+    ipVeths(host.name, "lk", 2);
+    const cmds = [
+      "link set lk0 up",
+      "link set lk1 up",
+      "link set lkp0 up",
+      "link set lkp1 up",
+      "route add 10.5.0.0/24 dev lk0",
+      "route add 10.5.0.7/32 dev lk1 proto static",
+      "route add fd00:5::/64 dev lk0",
+      "route add fd00:5::7/128 dev lk1 proto static",
+    ];
+    for (const c of cmds) ip(c.split(" "), host.name);
+    const names = new Map((await listLinks(host.h)).map((l) => [l.index, l.name]));
+    for (const [address, dst, dev] of [
+      ["10.5.0.7", "10.5.0.7/32", "lk1"],
+      ["10.5.0.8", "10.5.0.0/24", "lk0"],
+      ["fd00:5::7", "fd00:5::7/128", "lk1"],
+      ["fd00:5::8", "fd00:5::/64", "lk0"],
+    ] as const) {
+      const r = await lookupRoute(host.h, address);
+      assert.equal(`${r?.dst}/${r?.dstLen}`, dst, address);
+      assert.equal(names.get(r?.oif ?? -1), dev, address);
+      const [theirs] = ipJson<IpRoute[]>(["route", "get", "fibmatch", address], host.name);
+      assert.equal(theirs?.dev, dev, `ip route get fibmatch ${address}`);
+    }
+    // No default route in this namespace: nothing matches.
+    assert.equal(await lookupRoute(host.h, "192.0.2.1"), undefined);
+    assert.equal(await lookupRoute(host.h, "2001:db8::1"), undefined);
   });
 
   it("neighbours", async (t) => {

@@ -1,6 +1,7 @@
 // Route operations, each the equivalent of one `ip route` command.
 import type { Handle } from "./handle.js";
-import { decodeRoute, encodeRoute, encodeRouteFilter, routeDestination, type Route, type RouteSpec } from "./codec/route-message.js";
+import { decodeRoute, encodeRoute, encodeRouteFilter, encodeRouteLookup, routeDestination, type Route, type RouteSpec } from "./codec/route-message.js";
+import { isErrno } from "./errors.js";
 import { AF_UNSPEC, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE } from "./codec/constants.js";
 import type { Request } from "./socket.js";
 
@@ -38,4 +39,21 @@ export async function deleteRoute(h: Handle, r: RouteSpec): Promise<void> {
 export async function listRoutes(h: Handle, family = AF_UNSPEC): Promise<Route[]> {
   const replies = await h.request({ type: RTM_GETROUTE, flags: NLM_F_DUMP, parts: [encodeRouteFilter(family)], context: `list routes in ${h.where}` });
   return replies.filter((m) => m.type === RTM_NEWROUTE).map((m) => decodeRoute(m.payload));
+}
+
+/**
+ * `ip route get fibmatch ADDRESS`: the route in the tables that traffic to
+ * ADDRESS takes (the most specific one), or undefined when none does. One
+ * lookup, however many routes there are, where a dump reads them all.
+ */
+export async function lookupRoute(h: Handle, address: string): Promise<Route | undefined> {
+  try {
+    const replies = await h.request({ type: RTM_GETROUTE, flags: 0, parts: encodeRouteLookup(address), context: `look up the route to ${address} in ${h.where}` });
+    const found = replies.find((m) => m.type === RTM_NEWROUTE);
+    return found && decodeRoute(found.payload);
+  } catch (err) {
+    // No route at all: IPv4 says ENETUNREACH, IPv6 the unreachable entry's error.
+    if (isErrno(err, "ENETUNREACH") || isErrno(err, "EHOSTUNREACH")) return undefined;
+    throw err;
+  }
 }

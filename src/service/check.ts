@@ -5,7 +5,7 @@ import { listAddresses } from "../netlink/addr.js";
 import { AF_INET, AF_INET6 } from "../netlink/codec/constants.js";
 import { Handle } from "../netlink/handle.js";
 import { getLinkByIndex, getLinkByName } from "../netlink/link.js";
-import { listRoutes, type Route } from "../netlink/route.js";
+import { listRoutes, lookupRoute, type Route } from "../netlink/route.js";
 import { NamespaceError, NetnsFd } from "../netns/namespace.js";
 import { FIRST_HOP_V4, FIRST_HOP_V6 } from "./constants.js";
 import { isOwnedBy } from "./detach.js";
@@ -26,9 +26,12 @@ export async function checkAttachment(deps: CheckDeps, a: Attachment, netns: Net
   if (hostLink === undefined || hostLink.name !== a.hostIfName) throw missing(`check ${id}: host interface ${a.hostIfName} is gone`);
   if (!isOwnedBy(hostLink, deps.linkGroup, id)) throw missing(`check ${id}: host interface ${a.hostIfName} is no longer marked as this workload's`);
   if (!(hostLink.flags & 1)) throw missing(`check ${id}: host interface ${a.hostIfName} is down`);
-  const hostRoutes = await listRoutes(deps.host);
   for (const address of a.addresses) {
-    if (!hostRoutes.some((r) => r.dst === address && r.oif === hostLink.index)) throw missing(`check ${id}: host route to ${address} via ${a.hostIfName} is missing`);
+    // The route traffic to the pod takes, looked up: a dump would read every pod's routes.
+    const r = await lookupRoute(deps.host, address);
+    if (r?.dst !== address || r.dstLen !== (isIPv4(address) ? 32 : 128) || r.oif !== hostLink.index) {
+      throw missing(`check ${id}: host route to ${address} via ${a.hostIfName} is missing`);
+    }
   }
 
   let ns: NetnsFd;

@@ -94,6 +94,8 @@ export const RTA_PREFSRC = 7;
 export const RTA_TABLE = 15;
 
 export const RT_TABLE_MAIN = 254;
+/** rtm_flags of a route lookup: answer with the table entry that matched, not a route made for the lookup. */
+export const RTM_F_FIB_MATCH = 0x2000;
 export const RTN_UNICAST = 1;
 export const RTPROT_KERNEL = 2;
 export const RTPROT_BOOT = 3;

@@ -51,7 +51,7 @@ import {
 import { decodeIfInfo, decodeLink, encodeIfInfo, encodeLinkSettings, encodeVethInfo } from "./link-message.js";
 import { parseMac } from "./mac.js";
 import { decodeNeighbour, encodeNeighFilter, encodeNeighbour } from "./neigh-message.js";
-import { decodeRoute, encodeRoute, encodeRouteFilter, routeDestination, type Route } from "./route-message.js";
+import { decodeRoute, encodeRoute, encodeRouteFilter, encodeRouteLookup, routeDestination, type Route } from "./route-message.js";
 import { createVethRequest, deleteLinkRequest, setLinkByNameRequest, setLinkUpRequest } from "../link.js";
 
 describe("ifinfomsg / links", () => {
@@ -195,6 +195,16 @@ describe("rtmsg / routes", () => {
     // family, dst_len, src_len, tos, table main, proto static, scope universe, unicast
     assert.equal(parts[0]!.toString("hex"), "02200000fe040001" + "00000000"); // + rtm_flags
     assert.equal(Buffer.concat(parts.slice(1)).toString("hex"), "08000100" + "0a580002" + "08000400" + "07000000");
+  });
+
+  it("encodes a lookup of the route to one address (ip route get fibmatch)", () => {
+    const v4 = encodeRouteLookup("10.88.0.2");
+    // family, dst_len 32, nothing else in the header but rtm_flags = RTM_F_FIB_MATCH (0x2000, little-endian)
+    assert.equal(v4[0]!.toString("hex"), "0220000000000000" + "00200000");
+    assert.equal(Buffer.concat(v4.slice(1)).toString("hex"), "08000100" + "0a580002");
+    const v6 = encodeRouteLookup("fd00::7");
+    assert.equal(v6[0]!.toString("hex"), "0a80000000000000" + "00200000");
+    assert.equal(Buffer.concat(v6.slice(1)).toString("hex"), "14000100" + "fd000000000000000000000000000007");
   });
 
   it("round-trips a default route via a link-local gateway with src", () => {

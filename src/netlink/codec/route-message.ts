@@ -2,6 +2,7 @@
 import { attr, attrMap, attrU32, parseAttrs, readU32, zeroed } from "./attributes.js";
 import {
   AF_INET,
+  AF_INET6,
   RT_SCOPE_UNIVERSE,
   RT_TABLE_MAIN,
   RTA_DST,
@@ -10,6 +11,7 @@ import {
   RTA_PREFSRC,
   RTA_PRIORITY,
   RTA_TABLE,
+  RTM_F_FIB_MATCH,
   RTN_UNICAST,
   RTPROT_STATIC,
 } from "./constants.js";
@@ -50,6 +52,16 @@ export function encodeRoute(r: RouteSpec): Buffer[] {
   if (r.priority !== undefined) parts.push(attrU32(RTA_PRIORITY, r.priority));
   if (table >= 256) parts.push(attrU32(RTA_TABLE, table));
   return parts;
+}
+
+/** A lookup of the route to one address (`ip route get fibmatch ADDRESS`). */
+export function encodeRouteLookup(address: string): Buffer[] {
+  const dst = ipToBytes(address);
+  const hdr = zeroed(12);
+  hdr.writeUInt8(dst.length === 4 ? AF_INET : AF_INET6, 0);
+  hdr.writeUInt8(dst.length * 8, 1);
+  hdr.writeUInt32LE(RTM_F_FIB_MATCH, 8);
+  return [hdr, attr(RTA_DST, dst)];
 }
 
 export function encodeRouteFilter(family: number): Buffer {
