@@ -15,9 +15,10 @@
 // The kernel unregisters links under one lock, and each delete request pays
 // a fixed share of ~0.7 ms there, however many links it takes. So a round
 // starts only when no earlier one still has links to unregister: links
-// retired meanwhile wait for it and go together (a group commit). Measured
-// here, deleting one link per request tops out near 1 100 links/s, with one
-// caller or sixteen; in groups of 2 it reached ~2 600/s, of 16 ~4 000/s.
+// retired meanwhile wait for it and go together (a group commit). On a
+// 2-CPU VM, deleting one link per request topped out near 1 100 links/s,
+// with one caller or sixteen; in groups of 2 it reached ~2 600/s, of 16
+// ~4 000/s.
 // A sync Detach that finds nothing under way deletes its link by index in a
 // round of its own (deleteNow), one kernel request fewer than moving it to
 // the group first.
@@ -115,8 +116,8 @@ export class LinkReaper {
 
   /**
    * Deletes one link by its ifindex, now, in a round of its own: for a sync
-   * Detach that finds a round free, which then need not move the link to the
-   * retiring group first. Resolves once the kernel has announced the link
+   * Detach that finds nothing under way (canDeleteNow), which then need not
+   * move the link to the retiring group first. Resolves once the kernel has announced the link
    * gone, or answered; rejects with the kernel's error if it refused, the
    * link then being still there.
    */
