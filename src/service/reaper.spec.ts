@@ -109,6 +109,24 @@ test("links retired while a delete is under way wait for it, then go together", 
   await assertOnlyKeptAndIdle(host, group, keep, reaper);
 });
 
+test("a delete that is never heard of holds back the next one only for unregisterWaitMs", async (t) => {
+  const host = hostNamespace(t);
+  // Without announcements a delete counts as under way until it answers,
+  // after the kernel's wait (~20 ms): here only for 1 ms.
+  const { reaper, links, keep } = await retireAll(t, host, { maxRounds: 12, unregisterWaitMs: 1 }, 1);
+  let answeredAt: number | undefined;
+  const deleted = reaper.deleteNow(links[0]!.index).then(() => (answeredAt = performance.now()));
+  assert.equal(reaper.canDeleteNow, false);
+  let freeAt: number | undefined;
+  while (answeredAt === undefined) {
+    if (freeAt === undefined && reaper.canDeleteNow) freeAt = performance.now();
+    await new Promise((r) => setImmediate(r));
+  }
+  await deleted;
+  assert.ok(freeAt !== undefined && freeAt < answeredAt, "the next delete was held back until the first answered");
+  await assertOnlyKeptAndIdle(host, LINK_GROUP, keep, reaper);
+});
+
 test("with announcements: each link is released when the kernel announces it gone, before the delete answers", async (t) => {
   const group = 0x5ea9;
   const { host, deletions, deleteAtEnd } = ownNamespaceListening(t);

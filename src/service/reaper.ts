@@ -32,6 +32,14 @@ import type { DeletionWait, LinkDeletions } from "../netlink/link-deletions.js";
 export const retiringGroup = (linkGroup: number): number => (linkGroup ^ 0x80000000) >>> 0;
 
 const RETRY_MS = 200;
+/**
+ * How long a round may hold back the next one while its links are not yet
+ * announced deleted; that normally takes about a millisecond. Past it (an
+ * announcement missed and the answer slow, e.g. a device whose last reference
+ * is never dropped), the next round starts anyway rather than stall every
+ * Detach behind it.
+ */
+const UNREGISTER_WAIT_MS = 100;
 
 interface Retired {
   index: number;
@@ -46,6 +54,7 @@ interface Retired {
 interface Round {
   left: number;
   unregistering: boolean;
+  timer?: NodeJS.Timeout;
 }
 
 export interface ReaperOptions {
@@ -53,6 +62,8 @@ export interface ReaperOptions {
   deletions?: LinkDeletions;
   /** Deletes running at once; each holds a host socket and a pool thread while the kernel waits (the daemon's is in daemon/kernel-waits.cts). */
   maxRounds: number;
+  /** See UNREGISTER_WAIT_MS (the default). */
+  unregisterWaitMs?: number;
 }
 
 export class LinkReaper {
@@ -67,6 +78,7 @@ export class LinkReaper {
   private markIdle: (() => void) | undefined;
   private readonly deletions: LinkDeletions | undefined;
   private readonly maxRounds: number;
+  private readonly unregisterWaitMs: number;
 
   constructor(
     private readonly host: Handle,
@@ -76,6 +88,7 @@ export class LinkReaper {
   ) {
     this.deletions = opts.deletions;
     this.maxRounds = Math.max(1, opts.maxRounds);
+    this.unregisterWaitMs = opts.unregisterWaitMs ?? UNREGISTER_WAIT_MS;
   }
 
   /**
@@ -199,6 +212,7 @@ export class LinkReaper {
     this.roundCount++;
     this.unregistering++;
     const round: Round = { left: batch.length, unregistering: true };
+    round.timer = setTimeout(() => this.unregistered(round), this.unregisterWaitMs).unref();
     for (const item of batch) {
       item.round = round;
       // Listen before asking: the announcement goes only to those already listening.
@@ -218,10 +232,11 @@ export class LinkReaper {
     });
   }
 
-  /** The round's links are all deleted, or it has answered: the next round may start. */
+  /** The round's links are all deleted, it has answered, or it took too long: the next round may start. */
   private unregistered(round: Round): void {
     if (!round.unregistering) return;
     round.unregistering = false;
+    clearTimeout(round.timer);
     this.unregistering--;
     this.startRounds();
   }
