@@ -51,6 +51,41 @@ function removeCgroupTree(dir: string): void {
   rmdirSync(dir);
 }
 
+/** The processes in a cgroup tree. */
+function cgroupProcs(dir: string): number[] {
+  const own = readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean).map(Number);
+  const below = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => cgroupProcs(join(dir, e.name)));
+  return [...own, ...below];
+}
+
+/**
+ * removeCgroupTree, again while the kernel says EBUSY: conmon can still be
+ * on its way out for a moment after podman has removed its container. After
+ * a second, what is left in the tree (podman's helpers, started by this test)
+ * is killed.
+ */
+async function removeCgroupTreeWhenEmpty(dir: string, timeoutMs = 5000): Promise<void> {
+  const started = performance.now();
+  for (;;) {
+    try {
+      return removeCgroupTree(dir);
+    } catch (err) {
+      const waited = performance.now() - started;
+      if ((err as NodeJS.ErrnoException).code !== "EBUSY" || waited > timeoutMs) throw err;
+      if (waited > 1000) {
+        for (const pid of cgroupProcs(dir)) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // gone already
+          }
+        }
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
 describe("podman runs containers on workloadnet-cni", { concurrency: false }, () => {
   let d: DaemonHarness;
   let dir: string;
@@ -142,7 +177,7 @@ describe("podman runs containers on workloadnet-cni", { concurrency: false }, ()
       }
       for (const cg of cgroupDirsNamed(cgroupParent)) {
         try {
-          removeCgroupTree(cg);
+          await removeCgroupTreeWhenEmpty(cg);
         } catch (err) {
           problems.push(`cgroup ${cg}: ${(err as Error).message}`);
         }
