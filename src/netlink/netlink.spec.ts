@@ -396,17 +396,13 @@ describe("what ip creates, we read back", () => {
   it("route lookups: the most specific route to an address, as ip route get fibmatch finds it; none without a route", async (t) => {
     const host = namespace(t, "h");
     ipVeths(host.name, "lk", 2);
-    const cmds = [
-      "link set lk0 up",
-      "link set lk1 up",
-      "link set lkp0 up",
-      "link set lkp1 up",
+    ipEach(host.name, [
+      ...["lk0", "lk1", "lkp0", "lkp1"].map((l) => `link set ${l} up`),
       "route add 10.5.0.0/24 dev lk0",
       "route add 10.5.0.7/32 dev lk1 proto static",
       "route add fd00:5::/64 dev lk0",
       "route add fd00:5::7/128 dev lk1 proto static",
-    ];
-    for (const c of cmds) ip(c.split(" "), host.name);
+    ]);
     const names = new Map((await listLinks(host.h)).map((l) => [l.index, l.name]));
     for (const [address, dst, dev] of [
       ["10.5.0.7", "10.5.0.7/32", "lk1"],
