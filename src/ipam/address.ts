@@ -24,8 +24,7 @@ export function addressFamily(text: string): Family | undefined {
 
 /** Parses an address; throws an Error saying what is wrong. */
 export function parseAddress(text: string): Address {
-  const bytes = addressBytes(text);
-  if (bytes === undefined) throw notAnAddress(text);
+  const bytes = requireAddressBytes(text);
   return { family: bytes.length === 4 ? 4 : 6, value: bytesToBigint(bytes) };
 }
 
@@ -38,9 +37,12 @@ export function addressBytes(text: string): Buffer | undefined {
   return text.includes("%") ? undefined : parseIp(text);
 }
 
-function notAnAddress(text: string): Error {
+/** addressBytes, or an Error saying what is wrong. */
+function requireAddressBytes(text: string): Buffer {
+  const bytes = addressBytes(text);
+  if (bytes !== undefined) return bytes;
   const guess = text.includes(":") ? "IPv6" : "IPv4";
-  return new Error(`${JSON.stringify(text)} is not a valid ${guess} address`);
+  throw new Error(`${JSON.stringify(text)} is not a valid ${guess} address`);
 }
 
 function bytesToBigint(bytes: Uint8Array): bigint {
@@ -71,11 +73,7 @@ export function canonicalAddress(text: string): string {
 
 /** Network byte order, 4 or 16 bytes: what netlink and the gRPC reply carry. */
 export function addressToBuffer(addr: string | Address): Buffer {
-  if (typeof addr === "string") {
-    const bytes = addressBytes(addr);
-    if (bytes === undefined) throw notAnAddress(addr);
-    return bytes;
-  }
+  if (typeof addr === "string") return requireAddressBytes(addr);
   const { family, value } = addr;
   const buf = Buffer.alloc(family === 4 ? 4 : 16);
   let v = value;

@@ -53,7 +53,7 @@ interface Retired {
 /** A delete request sent: `left` of its links are not deleted yet. */
 interface Round {
   left: number;
-  unregistering: boolean;
+  /** Ends the round's hold on the next one (UNREGISTER_WAIT_MS). */
   timer?: NodeJS.Timeout;
 }
 
@@ -69,8 +69,8 @@ export interface ReaperOptions {
 export class LinkReaper {
   private pending: Retired[] = [];
   private running = 0;
-  /** Rounds with links not yet deleted (announced or answered): at most one. */
-  private unregistering = 0;
+  /** The round whose links are not all deleted yet (announced or answered): the next waits for it. */
+  private underWay: Round | undefined;
   private roundCount = 0;
   private announced = 0;
   private retrying = false;
@@ -124,7 +124,7 @@ export class LinkReaper {
   }
 
   private get mayStartRound(): boolean {
-    return this.running < this.maxRounds && this.unregistering === 0 && !this.retrying;
+    return this.running < this.maxRounds && this.underWay === undefined && !this.retrying;
   }
 
   /**
@@ -210,14 +210,14 @@ export class LinkReaper {
   private beginRound(batch: Retired[]): Round {
     this.running++;
     this.roundCount++;
-    this.unregistering++;
-    const round: Round = { left: batch.length, unregistering: true };
+    const round: Round = { left: batch.length };
     round.timer = setTimeout(() => this.unregistered(round), this.unregisterWaitMs).unref();
+    this.underWay = round;
     for (const item of batch) {
       item.round = round;
       // Listen before asking: the announcement goes only to those already listening.
       if (item.watch === undefined) {
-        const listening = this.deletions?.wait(item.index);
+        const listening = this.listen(item.index);
         if (listening !== undefined) this.watch(item, listening);
       }
     }
@@ -234,10 +234,9 @@ export class LinkReaper {
 
   /** The round's links are all deleted, it has answered, or it took too long: the next round may start. */
   private unregistered(round: Round): void {
-    if (!round.unregistering) return;
-    round.unregistering = false;
     clearTimeout(round.timer);
-    this.unregistering--;
+    if (this.underWay !== round) return;
+    this.underWay = undefined;
     this.startRounds();
   }
 
