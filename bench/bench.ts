@@ -579,18 +579,20 @@ const podMac = (): string => {
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
 };
 
-/** Host-side lines for pod i: veth (up, group, MACs, MTU, one queue each way as the daemon's) with its peer in the pod, alias, routes, neighbours, fe80::1. */
+/** Host-side lines for pod i: veth (group, MACs, MTU, one queue each way as the daemon's) with its peer in the pod; alias and no IPv6 link-local; up; routes, neighbours, fe80::1. */
 function floorHostLines(name: string, id: string, pod: PodNamespace, i: number, mac: string): string[] {
   const v4 = floorV4(i);
   const v6 = floorV6(i);
   return [
-    `link add ${name} group 8 mtu 1500 address ${HOST_VETH_MAC} numtxqueues 1 numrxqueues 1 up type veth peer name eth0 netns ${pod.name} mtu 1500 address ${mac} numtxqueues 1 numrxqueues 1`,
+    `link add ${name} group 8 mtu 1500 address ${HOST_VETH_MAC} numtxqueues 1 numrxqueues 1 type veth peer name eth0 netns ${pod.name} mtu 1500 address ${mac} numtxqueues 1 numrxqueues 1`,
     `link set dev ${name} alias wk${id}`,
+    `link set dev ${name} addrgenmode none`,
+    `link set dev ${name} up`,
     `route add ${v4}/32 dev ${name} proto static`,
     `neigh add ${v4} lladdr ${mac} dev ${name} nud permanent`,
     `route add ${v6}/128 dev ${name} proto static`,
     `neigh add ${v6} lladdr ${mac} dev ${name} nud permanent`,
-    `addr add ${FIRST_HOP_V6}/128 dev ${name} scope link nodad`,
+    `addr add ${FIRST_HOP_V6}/64 dev ${name} scope link nodad`,
   ];
 }
 

@@ -22,7 +22,7 @@ import {
   type IpRoute,
   type StartOptions,
 } from "./daemon-harness.js";
-import { assertSandbox, ipJson, ping, type PodNamespace } from "./sandbox.js";
+import { assertSandbox, execIn, ipJson, ping, type PodNamespace } from "./sandbox.js";
 import { POOL_THREADS } from "../src/daemon/kernel-waits.cjs";
 
 assertSandbox();
@@ -116,7 +116,7 @@ function assertPodConfigured(a: Attached, ifName = "eth0", mtu = 1400): void {
   assert.deepEqual([def6?.gateway, def6?.dev, def6?.prefsrc], ["fe80::1", ifName, a.v6], JSON.stringify(r6));
 }
 
-/** On the host: the veth with our group, alias, MAC and MTU, up, and a static /32 and /128 via it. */
+/** On the host: the veth with our group, alias, MAC and MTU, up, fe80::1/64 its only IPv6 address, and a static /32 and /128 via it. */
 async function assertHostConfigured(d: DaemonHarness, a: Attached, mtu = 1400): Promise<IpLink> {
   const links = d.hostLinks(8).filter((l) => l.ifalias === `wk${a.id}`);
   assert.equal(links.length, 1, `one host link with alias wk${a.id}`);
@@ -134,6 +134,9 @@ async function assertHostConfigured(d: DaemonHarness, a: Attached, mtu = 1400): 
     link = d.hostIpJson<IpLink[]>(["link", "show", "dev", link.ifname])[0]!;
   }
   assert.equal(link.operstate, "UP");
+  // The first hop is the host end's only IPv6 address: no automatic link-local one (see configureHost).
+  const [v6] = d.hostIpJson<{ addr_info: IpAddrInfo[] }[]>(["-6", "addr", "show", "dev", link.ifname]);
+  assert.deepEqual(v6?.addr_info.map((x) => `${x.local}/${x.prefixlen}`), ["fe80::1/64"]);
 
   const routes = d.hostStaticRoutes().filter((r) => r.dev === link.ifname);
   assert.deepEqual(routes.map((r) => r.dst).sort(), [a.v4, a.v6].sort(), JSON.stringify(routes));
@@ -185,6 +188,22 @@ describe("workloadnetd end to end", () => {
     const failed: string[] = [];
     for (const [what, from, to, iface] of checks) if (!(await ping(from.name, to, iface))) failed.push(what);
     assert.deepEqual(failed, [], "unanswered pings");
+  });
+
+  it("a pod reaches the host's fe80::1 from its own link-local address too", async (t) => {
+    const d = await daemon(t);
+    const pod = d.pod();
+    // Without DAD the pod's link-local address is usable at once, as it is after a
+    // pod's first second or so; the host must route its answer back to it.
+    const dadOff = await execIn(pod.name, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
+    assert.equal(dadOff.code, 0, dadOff.stderr);
+    await attach(d, "link-local", pod);
+    const [eth0] = ipJson<{ addr_info: IpAddrInfo[] }[]>(["-6", "addr", "show", "dev", "eth0", "scope", "link"], pod.name);
+    const ll = eth0?.addr_info.find((x) => x.local?.startsWith("fe80:"))?.local;
+    if (ll === undefined) assert.fail(`no link-local address on the pod's eth0: ${JSON.stringify(eth0)}`);
+    // A link-local destination takes a link-local source (RFC 6724, rule 2).
+    const r = await execIn(pod.name, ["ping", "-n", "-c", "1", "-W", "2", "-I", "eth0", "fe80::1"]);
+    assert.equal(r.code, 0, `ping fe80::1 from ${ll}: ${r.stdout}${r.stderr}`);
   });
 
   it("gives two pods distinct addresses in the prefixes and configures pod and host as specified", async (t) => {

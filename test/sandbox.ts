@@ -104,6 +104,8 @@ export interface IpLink {
   /** With -d. */
   num_tx_queues?: number;
   num_rx_queues?: number;
+  /** With -d: how the kernel makes the IPv6 link-local address ("eui64", "none", ...). */
+  inet6_addr_gen_mode?: string;
 }
 
 /** One `addr_info` entry of `ip -json addr`. */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { closeSync, openSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { describe, it, type TestContext } from "node:test";
 import { addAddress, deleteAddress, listAddresses, type Address } from "./addr.js";
-import { AF_INET, AF_INET6, IFA_F_NODAD, NLM_F_DUMP, RTM_GETLINK, IFF_UP, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, NUD_PERMANENT } from "./codec/constants.js";
+import { AF_INET, AF_INET6, IFA_F_NODAD, IN6_ADDR_GEN_MODE_NONE, NLM_F_DUMP, RTM_GETLINK, IFF_UP, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, NUD_PERMANENT } from "./codec/constants.js";
 import { parseMac } from "./codec/mac.js";
 import { NetlinkError } from "./errors.js";
 import { Handle } from "./handle.js";
@@ -174,6 +174,20 @@ describe("what we create, ip shows", () => {
       rxQueues: 2,
     });
     assert.equal(ours!.flags & IFF_UP, IFF_UP);
+  });
+
+  it("IPv6 address generation off: the link comes up without a link-local address, unlike one left as is", async (t) => {
+    const host = namespace(t, "h");
+    ipVeths(host.name, "ag", 2);
+    await setLink(host.h, "ag0", { ipv6AddrGenMode: IN6_ADDR_GEN_MODE_NONE });
+    // Both ends up: a link makes its link-local address once it has a carrier.
+    for (const name of ["ag0", "ag1", "agp0", "agp1"]) await setLinkUp(host.h, (await getLinkByName(host.h, name))!.index);
+    assert.equal(ipLink("ag0", host.name).inet6_addr_gen_mode, "none");
+    assert.equal(ipLink("ag1", host.name).inet6_addr_gen_mode, "eui64");
+    const v6 = (dev: string): string[] => ipAddrs(dev, host.name).filter((a) => a.family === "inet6").map((a) => a.local);
+    // The carrier reaches addrconf through the kernel's linkwatch, which may lag.
+    await eventually("ag1 has its link-local address", () => v6("ag1").some((a) => a.startsWith("fe80:")));
+    assert.deepEqual(v6("ag0"), []);
   });
 
   it("/32 and /128 addresses (nodad), with scopes", async (t) => {

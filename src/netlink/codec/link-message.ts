@@ -1,12 +1,15 @@
 // struct ifinfomsg (16 bytes) and the link attributes we read and write.
-import { attr, attrMap, attrNested, attrS32, attrString, attrU32, parseAttrs, readString, readU32, zeroed } from "./attributes.js";
+import { attr, attrMap, attrNested, attrS32, attrString, attrU32, attrU8, parseAttrs, readString, readU32, zeroed } from "./attributes.js";
 import {
+  AF_INET6,
   AF_UNSPEC,
   IFLA_ADDRESS,
+  IFLA_AF_SPEC,
   IFLA_GROUP,
   IFLA_IFALIAS,
   IFLA_IFNAME,
   IFLA_INFO_DATA,
+  IFLA_INET6_ADDR_GEN_MODE,
   IFLA_INFO_KIND,
   IFLA_LINK,
   IFLA_LINK_NETNSID,
@@ -107,6 +110,12 @@ export interface LinkSettings {
   /** Transmit and receive queues, fixed at creation (IFLA_NUM_TX/RX_QUEUES). */
   txQueues?: number;
   rxQueues?: number;
+  /**
+   * How the kernel makes the link's IPv6 link-local address when it comes up
+   * (IFLA_INET6_ADDR_GEN_MODE; IN6_ADDR_GEN_MODE_NONE: none at all). The
+   * kernel takes it only for an existing link, and it counts only at the next up.
+   */
+  ipv6AddrGenMode?: number;
 }
 
 /** Attributes shared by link creation and modification. */
@@ -120,6 +129,9 @@ export function encodeLinkSettings(s: LinkSettings): Buffer[] {
   if (s.alias !== undefined) out.push(attr(IFLA_IFALIAS, Buffer.from(s.alias, "utf8")));
   if (s.txQueues !== undefined) out.push(attrU32(IFLA_NUM_TX_QUEUES, s.txQueues));
   if (s.rxQueues !== undefined) out.push(attrU32(IFLA_NUM_RX_QUEUES, s.rxQueues));
+  if (s.ipv6AddrGenMode !== undefined) {
+    out.push(attrNested(IFLA_AF_SPEC, [attrNested(AF_INET6, [attrU8(IFLA_INET6_ADDR_GEN_MODE, s.ipv6AddrGenMode)])]));
+  }
   return out;
 }
 
