@@ -202,6 +202,8 @@ describe("workloadnetd end to end", () => {
     const ll = eth0?.addr_info.find((x) => x.local?.startsWith("fe80:"))?.local;
     if (ll === undefined) assert.fail(`no link-local address on the pod's eth0: ${JSON.stringify(eth0)}`);
     // A link-local destination takes a link-local source (RFC 6724, rule 2).
+    const [route] = ipJson<{ prefsrc?: string }[]>(["-6", "route", "get", "fe80::1", "oif", "eth0"], pod.name);
+    assert.equal(route?.prefsrc, ll, "the source a packet to fe80::1 takes");
     const r = await execIn(pod.name, ["ping", "-n", "-c", "1", "-W", "2", "-I", "eth0", "fe80::1"]);
     assert.equal(r.code, 0, `ping fe80::1 from ${ll}: ${r.stdout}${r.stderr}`);
   });

@@ -138,7 +138,7 @@ async function configurePod(pod: Handle, where: string, netns: NetnsAttachment, 
     // A dedicated on-link route rather than RTNH_F_ONLINK, which some sandboxes (gVisor) lack.
     reqs.push(addRouteRequest({ family, dst: firstHop, dstLen: hostLen, oif: peerIndex, scope: RT_SCOPE_LINK }, where));
     reqs.push(addRouteRequest({ family, dstLen: 0, gateway: firstHop, oif: peerIndex, src: address }, where));
-    // A permanent entry: no ARP/ND before the first packet, no wait on the host veth's DAD.
+    // A permanent entry: no ARP/ND before the first packet.
     reqs.push(addPermanentNeighbourRequest({ index: peerIndex, address: firstHop, mac: HOST_VETH_MAC }, where));
   }
   throwFirstFailure(await pod.batch(reqs));
