@@ -3,12 +3,16 @@
 // event loop, so notifications reach JavaScript without a thread of their
 // own: each time the socket is readable, every queued datagram is read and
 // handed to the callback in one buffer. Which groups it listens to can change
-// at any time (join/leave), so it costs nothing while nobody needs it.
+// at any time (join/leave), so it costs nothing while nobody needs it, and a
+// filter in the kernel may keep all but one message type out.
 #define _GNU_SOURCE
 #include "netlink_monitor.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -123,14 +127,33 @@ static struct monitor *unwrap(napi_env env, napi_value value) {
   return m;
 }
 
-// openMonitor(onData(data: Buffer | null, errno: number)): external
+// Lets through only datagrams whose (first) message is of this type: the
+// kernel then drops the rest before they are queued, and they never wake the
+// event loop. rtnetlink sends each notification in a datagram of its own.
+static int accept_only(int fd, uint16_t nlmsg_type) {
+  struct sock_filter code[] = {
+      // Classic BPF loads in network byte order; nlmsg_type is in host order.
+      BPF_STMT(BPF_LD | BPF_H | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_type)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(nlmsg_type), 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+      BPF_STMT(BPF_RET | BPF_K, 0),
+  };
+  struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+}
+
+// openMonitor(onData(data: Buffer | null, errno: number), onlyType?: number): external
 static napi_value open_monitor(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], name, result;
-  napi_valuetype type;
+  size_t argc = 2;
+  napi_value argv[2], name, result;
+  napi_valuetype type, type2 = napi_undefined;
+  uint32_t only_type = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_typeof(env, argv[0], &type) != napi_ok || type != napi_function) {
-    napi_throw_type_error(env, NULL, "openMonitor(onData: function)");
+      napi_typeof(env, argv[0], &type) != napi_ok || type != napi_function ||
+      (argc > 1 && napi_typeof(env, argv[1], &type2) != napi_ok) ||
+      (type2 != napi_undefined &&
+       (napi_get_value_uint32(env, argv[1], &only_type) != napi_ok || only_type < 1 || only_type > 0xffff))) {
+    napi_throw_type_error(env, NULL, "openMonitor(onData: function, onlyType?: 1..65535)");
     return NULL;
   }
   uv_loop_t *loop;
@@ -150,6 +173,12 @@ static napi_value open_monitor(napi_env env, napi_callback_info info) {
     int err = errno;
     close(fd);
     napi_throw(env, errno_error(env, err, "bind"));
+    return NULL;
+  }
+  if (only_type != 0 && accept_only(fd, (uint16_t)only_type) < 0) {
+    int err = errno;
+    close(fd);
+    napi_throw(env, errno_error(env, err, "setsockopt SO_ATTACH_FILTER"));
     return NULL;
   }
   struct monitor *m = calloc(1, sizeof *m);

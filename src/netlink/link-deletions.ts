@@ -6,10 +6,21 @@
 // announcement instead of the answer lets a Detach return in about a
 // millisecond with nothing of the workload left in the namespace.
 //
-// Listens in the daemon's own namespace, and only while somebody waits.
+// Listens in the daemon's own namespace, only while somebody waits and for a
+// while after (LINGER_MS): joining and leaving the group for each of a run of
+// Detaches would cost each two system calls. The kernel passes on deletions
+// only, so other link changes (an Attach makes several) never wake us.
 import { AF_UNSPEC, RTM_DELLINK, RTNLGRP_LINK } from "./codec/constants.js";
 import { parseMessages } from "./codec/message.js";
 import { native, type NativeMonitor } from "./native.js";
+
+/** How long the socket stays in the group after the last wait ends. */
+const LINGER_MS = 1000;
+
+export interface LinkDeletionsOptions {
+  /** See LINGER_MS (the default); 0 leaves the group as soon as nobody waits. */
+  lingerMs?: number;
+}
 
 export interface DeletionWait {
   /** Resolves when the kernel announces the link deleted; never rejects. */
@@ -21,17 +32,22 @@ export interface DeletionWait {
 export class LinkDeletions {
   private readonly waiters = new Map<number, Set<() => void>>();
   private joined = false;
+  /** Leaves the group once nobody has waited for LINGER_MS. */
+  private leaving: NodeJS.Timeout | undefined;
   private closed = false;
   /** Datagrams the kernel dropped (ENOBUFS) or read errors: announcements may have been missed. */
   private missed = 0;
 
-  private constructor(private readonly monitor: NativeMonitor) {}
+  private constructor(
+    private readonly monitor: NativeMonitor,
+    private readonly lingerMs: number,
+  ) {}
 
   /** Opens the listening socket; it listens to nothing until a wait begins. */
-  static open(): LinkDeletions {
+  static open(opts: LinkDeletionsOptions = {}): LinkDeletions {
     let self: LinkDeletions | undefined;
-    const monitor = native.openMonitor((data, errno) => self?.onData(data, errno));
-    self = new LinkDeletions(monitor);
+    const monitor = native.openMonitor((data, errno) => self?.onData(data, errno), RTM_DELLINK);
+    self = new LinkDeletions(monitor, opts.lingerMs ?? LINGER_MS);
     return self;
   }
 
@@ -65,6 +81,7 @@ export class LinkDeletions {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.leaving);
     this.waiters.clear();
     native.monitorClose(this.monitor);
   }
@@ -86,13 +103,27 @@ export class LinkDeletions {
     this.updateMembership();
   }
 
-  /** Listen only while somebody waits: otherwise every link change would wake us. */
+  /** In the group while somebody waits, and for lingerMs after. */
   private updateMembership(): void {
     if (this.closed) return;
-    const want = this.waiters.size > 0;
-    if (want === this.joined) return;
-    if (want) native.monitorJoin(this.monitor, RTNLGRP_LINK);
-    else native.monitorLeave(this.monitor, RTNLGRP_LINK);
-    this.joined = want;
+    if (this.waiters.size > 0) {
+      if (!this.joined) native.monitorJoin(this.monitor, RTNLGRP_LINK);
+      this.joined = true;
+    } else if (this.joined && this.lingerMs === 0) {
+      this.leave();
+    } else if (this.joined && this.leaving === undefined) {
+      // Checked when it fires rather than re-armed at every wait: one timer per linger, not per Detach.
+      this.leaving = setTimeout(() => {
+        this.leaving = undefined;
+        if (!this.closed && this.waiters.size === 0) this.leave();
+        else this.updateMembership();
+      }, this.lingerMs);
+      this.leaving.unref();
+    }
+  }
+
+  private leave(): void {
+    native.monitorLeave(this.monitor, RTNLGRP_LINK);
+    this.joined = false;
   }
 }

@@ -29,7 +29,8 @@ export interface NativeNetlink {
    * and an errno (ENOBUFS: the kernel dropped some). Listens to no group until
    * joined; keeps the process alive only while it has joined a group.
    */
-  openMonitor(onData: (data: Buffer | null, errno: number) => void): NativeMonitor;
+  /** onlyType: the kernel drops every notification but those of this nlmsg_type. */
+  openMonitor(onData: (data: Buffer | null, errno: number) => void, onlyType?: number): NativeMonitor;
   monitorJoin(monitor: NativeMonitor, group: number): void;
   monitorLeave(monitor: NativeMonitor, group: number): void;
   /** Stops watching and closes the socket; idempotent. */
