@@ -13,6 +13,7 @@
 
 #include "netlink_monitor.h"
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,6 +319,7 @@ struct exchange {
   const char *request;
   size_t request_len;
   uint32_t terminals;  // NLMSG_ERROR / NLMSG_DONE messages that end the exchange
+  bool acks_only;      // every reply is an acknowledgement (see receive_acks)
   char *reply;
   size_t reply_len;
   size_t reply_cap;
@@ -351,6 +353,52 @@ static uint32_t count_terminals(const char *data, size_t len) {
   return count;
 }
 
+// Acknowledgements are small, one datagram each, and all queued by the time
+// sendto returns. Reading them several per recvmmsg saves the two system
+// calls per datagram of the general loop below (a size peek, then the read):
+// a pod's batch has a dozen requests.
+#define ACK_SLOTS 16
+#define ACK_SLOT_BYTES 2048  // an acknowledgement with CAP_ACK and an extack message is a few hundred bytes
+
+static void receive_acks(struct exchange *ex) {
+  // On the stack: a heap buffer this size is trimmed and faulted in again on every exchange.
+  char slots[ACK_SLOTS][ACK_SLOT_BYTES];
+  struct mmsghdr msgs[ACK_SLOTS];
+  struct iovec iov[ACK_SLOTS];
+  uint32_t seen = 0;
+  while (seen < ex->terminals) {
+    memset(msgs, 0, sizeof msgs);
+    for (int i = 0; i < ACK_SLOTS; i++) {
+      iov[i].iov_base = slots[i];
+      iov[i].iov_len = ACK_SLOT_BYTES;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // Waits (up to the socket's receive timeout) for the first, takes what else is queued.
+    int n = recvmmsg(ex->fd, msgs, ACK_SLOTS, MSG_WAITFORONE, NULL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ex->err = errno;
+      ex->syscall = "recvmmsg";
+      return;
+    }
+    for (int i = 0; i < n; i++) {
+      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        // Not an acknowledgement of ours (e.g. the rest of an abandoned dump): say so, lose nothing silently.
+        ex->err = EMSGSIZE;
+        ex->syscall = "recvmmsg";
+        return;
+      }
+      if (append_reply(ex, slots[i], msgs[i].msg_len) < 0) {
+        ex->err = ENOMEM;
+        ex->syscall = "realloc";
+        return;
+      }
+      seen += count_terminals(slots[i], msgs[i].msg_len);
+    }
+  }
+}
+
 static void exchange_execute(napi_env env, void *data) {
   (void)env;
   struct exchange *ex = data;
@@ -367,6 +415,10 @@ static void exchange_execute(napi_env env, void *data) {
       return;
     }
     sent += (size_t)n;
+  }
+  if (ex->acks_only) {
+    receive_acks(ex);
+    return;
   }
   uint32_t seen = 0;
   char *buf = NULL;
@@ -438,22 +490,24 @@ static void exchange_complete(napi_env env, napi_status status, void *data) {
 }
 
 // The arguments both exchange entry points take: (fd, request: Buffer,
-// terminals >= 1). On a bad one it throws a TypeError naming `usage` and
-// returns false.
+// terminals >= 1, acksOnly?: boolean). On a bad one it throws a TypeError
+// naming `usage` and returns false.
 static bool exchange_args(napi_env env, napi_callback_info info, const char *usage, struct exchange *ex,
                           napi_value *request_value) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   int32_t fd, terminals;
-  bool is_buffer = false;
+  bool is_buffer = false, acks_only = false;
   void *request = NULL;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
       get_int32_arg(env, argv[0], &fd) < 0 || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok ||
       !is_buffer || get_int32_arg(env, argv[2], &terminals) < 0 || terminals < 1 ||
+      (argc > 3 && napi_get_value_bool(env, argv[3], &acks_only) != napi_ok) ||
       napi_get_buffer_info(env, argv[1], &request, &ex->request_len) != napi_ok) {
     napi_throw_type_error(env, NULL, usage);
     return false;
   }
+  ex->acks_only = acks_only;
   ex->fd = fd;
   ex->terminals = (uint32_t)terminals;
   ex->request = request;
@@ -461,7 +515,7 @@ static bool exchange_args(napi_env env, napi_callback_info info, const char *usa
   return true;
 }
 
-// exchange(fd, request: Buffer, terminals: number): Promise<Buffer>
+// exchange(fd, request: Buffer, terminals: number, acksOnly?: boolean): Promise<Buffer>
 // Sends the request and collects every reply datagram until `terminals`
 // NLMSG_ERROR/NLMSG_DONE messages have arrived. Runs off the main thread: the
 // kernel can block the sender for tens of milliseconds (e.g. a veth delete
@@ -473,7 +527,7 @@ static napi_value exchange(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value request, promise, name;
-  if (!exchange_args(env, info, "exchange(fd, request: Buffer, terminals >= 1)", ex, &request)) {
+  if (!exchange_args(env, info, "exchange(fd, request: Buffer, terminals >= 1, acksOnly?: boolean)", ex, &request)) {
     exchange_free(env, ex);
     return NULL;
   }
@@ -491,14 +545,14 @@ static napi_value exchange(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-// exchangeSync(fd, request: Buffer, terminals: number): Buffer
+// exchangeSync(fd, request: Buffer, terminals: number, acksOnly?: boolean): Buffer
 // The same exchange on the calling thread, for requests the kernel answers
 // at once: it saves the two thread handoffs of the pool (tens of
 // microseconds each), but blocks the caller for as long as the kernel takes.
 static napi_value exchange_sync(napi_env env, napi_callback_info info) {
   struct exchange ex = {0};
   napi_value request;
-  if (!exchange_args(env, info, "exchangeSync(fd, request: Buffer, terminals >= 1)", &ex, &request)) return NULL;
+  if (!exchange_args(env, info, "exchangeSync(fd, request: Buffer, terminals >= 1, acksOnly?: boolean)", &ex, &request)) return NULL;
   exchange_execute(env, &ex);
   napi_value result = NULL;
   if (ex.err != 0) {

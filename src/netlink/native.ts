@@ -19,10 +19,12 @@ export interface NativeNetlink {
    * Sends `request` (one or more whole messages) and resolves with every reply
    * datagram, concatenated, once `terminals` NLMSG_ERROR/NLMSG_DONE messages
    * have arrived. Runs on a worker thread. At most one exchange per fd at a time.
+   * acksOnly: every reply is an acknowledgement (socket.ts answeredByAckOnly),
+   * read several per system call; a larger datagram then fails with EMSGSIZE.
    */
-  exchange(fd: number, request: Buffer, terminals: number): Promise<Buffer>;
+  exchange(fd: number, request: Buffer, terminals: number, acksOnly?: boolean): Promise<Buffer>;
   /** exchange() on the calling thread: blocks it until the kernel has answered. */
-  exchangeSync(fd: number, request: Buffer, terminals: number): Buffer;
+  exchangeSync(fd: number, request: Buffer, terminals: number, acksOnly?: boolean): Buffer;
   /**
    * A NETLINK_ROUTE socket in our own namespace, watched by the event loop:
    * `onData` gets every queued notification datagram in one buffer, or null

@@ -11,7 +11,7 @@
 import { blockingInFlight, countedAsBlocking, mayBlock } from "./blocking.js";
 import { native } from "./native.js";
 import { closeSync } from "node:fs";
-import { NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP } from "./codec/constants.js";
+import { NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_ECHO, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP } from "./codec/constants.js";
 import { encodeMessage, parseAck, parseDone, parseMessages, type NetlinkMessage } from "./codec/message.js";
 import { NetlinkError, wrapSystemError } from "./errors.js";
 
@@ -31,6 +31,16 @@ const exchanges = { inline: 0, pooled: 0 };
 
 /** How many exchanges this process has run on the calling thread and on the pool. */
 export const exchangeCounts = (): { inline: number; pooled: number } => ({ ...exchanges });
+
+/**
+ * The kernel answers with a lone acknowledgement: not a get (rtnetlink's get
+ * types, dumps included, are the third of each four: GETLINK, GETADDR...) and
+ * no echo. (The dump bits say nothing here: NLM_F_EXCL is one of them.) The
+ * addon then reads the acknowledgements of a batch several per system call.
+ */
+export function answeredByAckOnly(req: Request): boolean {
+  return (req.flags & NLM_F_ECHO) === 0 && (req.type & 3) !== 2;
+}
 
 export class NetlinkSocket {
   private seq = Math.floor(Math.random() * 0x7fffffff);
@@ -85,14 +95,15 @@ export class NetlinkSocket {
     });
     const request = wire.length === 1 ? wire[0]! : Buffer.concat(wire);
     const blocking = reqs.some(mayBlock);
+    const acks = reqs.every(answeredByAckOnly);
     let raw: Buffer;
     try {
       if (inline && !blocking && blockingInFlight() === 0) {
         exchanges.inline++;
-        raw = native.exchangeSync(this.fd, request, reqs.length);
+        raw = native.exchangeSync(this.fd, request, reqs.length, acks);
       } else {
         exchanges.pooled++;
-        raw = await (blocking ? countedAsBlocking(() => native.exchange(this.fd, request, reqs.length)) : native.exchange(this.fd, request, reqs.length));
+        raw = await (blocking ? countedAsBlocking(() => native.exchange(this.fd, request, reqs.length, acks)) : native.exchange(this.fd, request, reqs.length, acks));
       }
     } catch (err) {
       throw wrapSystemError(`${reqs[0]?.context ?? "netlink request"} (socket in ${this.where})`, err);
