@@ -22,7 +22,8 @@ import {
   type IpRoute,
   type StartOptions,
 } from "./daemon-harness.js";
-import { assertSandbox, execIn, ipJson, ping, type PodNamespace } from "./sandbox.js";
+import { assertSandbox, execIn, ip, ipJson, ping, type PodNamespace } from "./sandbox.js";
+import { hostAltName } from "../src/service/host-names.js";
 import { POOL_THREADS } from "../src/daemon/kernel-waits.cjs";
 
 assertSandbox();
@@ -123,6 +124,7 @@ async function assertHostConfigured(d: DaemonHarness, a: Attached, mtu = 1400): 
   let link = links[0]!;
   assert.equal(link.ifname, `wk${a.id.replace(/[^A-Za-z0-9_-]/g, "").slice(0, 8)}`);
   assert.equal(link.group, "8");
+  assert.deepEqual(link.altnames, [hostAltName(a.id)], "the alternative name Detach deletes it by");
   assert.equal(link.address, HOST_MAC);
   assert.equal(link.mtu, mtu);
   assert.equal(link.linkinfo?.info_kind, "veth");
@@ -264,6 +266,17 @@ describe("workloadnetd end to end", () => {
     const c = await attach(d, "det-c", d.pod());
     assert.equal(c.v4, "10.66.0.2");
     await assertHostConfigured(d, c);
+  });
+
+  it("Detach finds a link without its alternative name (made by an older daemon) by its name, and deletes it", async (t) => {
+    const d = await daemon(t);
+    const a = await attach(d, "no-altname", d.pod());
+    const link = await assertHostConfigured(d, a);
+    ip(["link", "property", "del", "dev", link.ifname, "altname", hostAltName(a.id)], d.hostNs);
+    assert.deepEqual(d.hostIpJson<IpLink[]>(["link", "show", "dev", link.ifname])[0]?.altnames ?? [], []);
+    await d.client.detach({ workloadId: a.id });
+    assertHostClean(d);
+    assert.deepEqual((await d.client.list({})).attachments, [], "and its records are gone");
   });
 
   it("right after each Detach the same workload attaches again: same namespace, host name, pod interface and address", async (t) => {

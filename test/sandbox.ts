@@ -95,6 +95,8 @@ export interface IpLink {
   group: string;
   address: string;
   ifalias?: string;
+  /** Alternative names (`ip link property add ... altname`). */
+  altnames?: string[];
   /** The peer's index when it lives in another namespace... */
   link_index?: number;
   /** ...or its name when it is in this one. */

@@ -1,12 +1,15 @@
 // Link operations, each the equivalent of one `ip link` command.
 import type { Handle } from "./handle.js";
 import { encodeIfInfo, decodeLink, encodeLinkSettings, encodeVethInfo, type Link, type LinkSettings, type VethPeer } from "./codec/link-message.js";
-import { attrString, attrU32 } from "./codec/attributes.js";
+import { attrNested, attrString, attrU32 } from "./codec/attributes.js";
 import {
   IFF_UP,
+  IFLA_ALT_IFNAME,
   IFLA_EXT_MASK,
   IFLA_GROUP,
   IFLA_IFNAME,
+  IFLA_PROP_LIST,
+  NLA_F_NESTED,
   NLM_F_CREATE,
   NLM_F_DUMP,
   NLM_F_ECHO,
@@ -15,6 +18,7 @@ import {
   RTM_DELLINK,
   RTM_GETLINK,
   RTM_NEWLINK,
+  RTM_NEWLINKPROP,
   RTM_SETLINK,
 } from "./codec/constants.js";
 import { isErrno } from "./errors.js";
@@ -137,6 +141,36 @@ export function deleteLinkRequest(index: number, label = `index ${index}`): Requ
 
 export async function deleteLink(h: Handle, index: number, label?: string): Promise<void> {
   await h.request(deleteLinkRequest(index, label));
+}
+
+/**
+ * `ip link property add dev INDEX altname NAME`: a second name the link can be
+ * found by (up to 127 bytes), unique among all names in its namespace.
+ */
+export function addAltNameRequest(index: number, altName: string, label = `index ${index}`): Request {
+  return {
+    type: RTM_NEWLINKPROP,
+    flags: 0,
+    // The kernel parses the list strictly: it must be flagged as nested.
+    parts: [encodeIfInfo({ index }), attrNested(IFLA_PROP_LIST | NLA_F_NESTED, [attrString(IFLA_ALT_IFNAME, altName)])],
+    context: `add altname ${altName} to link ${label}`,
+  };
+}
+
+/** `ip link del dev ALTNAME`: the link that carries this name; ENODEV if none does. */
+export function deleteLinkByAltNameRequest(altName: string): Request {
+  return { type: RTM_DELLINK, flags: 0, parts: [encodeIfInfo({}), attrString(IFLA_ALT_IFNAME, altName)], context: `delete link ${altName}` };
+}
+
+/** `ip link set dev ALTNAME [up|down] group G ...`: the link that carries this name; ENODEV if none does. */
+export function setLinkByAltNameRequest(altName: string, settings: Omit<LinkSettings, "name">, up?: boolean): Request {
+  const flags = up === undefined ? {} : { flags: up ? IFF_UP : 0, change: IFF_UP };
+  return {
+    type: RTM_NEWLINK,
+    flags: 0,
+    parts: [encodeIfInfo(flags), attrString(IFLA_ALT_IFNAME, altName), ...encodeLinkSettings(settings)],
+    context: `set link ${altName}${up === undefined ? "" : up ? " up" : " down"} ${Object.keys(settings).join(",")}`.trimEnd(),
+  };
 }
 
 /** `ip link del group G`: every link in the group, in one request (the kernel batches the RCU wait). */

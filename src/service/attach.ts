@@ -14,14 +14,14 @@ import { AF_INET, AF_INET6, IFA_F_NODAD, IN6_ADDR_GEN_MODE_NONE, RT_SCOPE_LINK }
 import { formatMac, parseMac } from "../netlink/codec/mac.js";
 import { NetlinkError } from "../netlink/errors.js";
 import { Handle } from "../netlink/handle.js";
-import { createVeth, deleteLink, getLinkByName, setLinkByIndexRequest, setLinkByNameRequest, setLinkUpRequest, type Link } from "../netlink/link.js";
+import { addAltNameRequest, createVeth, deleteLink, getLinkByName, setLinkByIndexRequest, setLinkByNameRequest, setLinkUpRequest, type Link } from "../netlink/link.js";
 import { addPermanentNeighbourRequest } from "../netlink/neigh.js";
 import { addRouteRequest } from "../netlink/route.js";
 import type { Outcome, Request } from "../netlink/socket.js";
 import { NamespaceError, NetnsFd } from "../netns/namespace.js";
 import { ALIAS_PREFIX, FIRST_HOP_V4, FIRST_HOP_V6, HOST_VETH_MAC, LOOPBACK_INDEX } from "./constants.js";
 import { ServiceError, StatusCode } from "./errors.js";
-import { hostNameCandidates } from "./host-names.js";
+import { hostAltName, hostNameCandidates } from "./host-names.js";
 import type { Attachment, AttachmentRegistry } from "./registry.js";
 import type { NetnsAttachment } from "./types.js";
 
@@ -147,7 +147,8 @@ async function configurePod(pod: Handle, where: string, netns: NetnsAttachment, 
 /**
  * On the host: the alias that marks the link as this workload's (the kernel
  * cannot set it at creation; until then group and MAC mark it, and recovery
- * removes such half-made links), the link up, a route and a permanent
+ * removes such half-made links), the alternative name Detach deletes it by
+ * (host-names.ts), the link up, a route and a permanent
  * neighbour for each pod address, and the IPv6 first hop.
  *
  * fe80::1/64 is the host end's only link-local address: its prefix route
@@ -161,8 +162,10 @@ async function configurePod(pod: Handle, where: string, netns: NetnsAttachment, 
 async function configureHost(deps: AttachDeps, workloadId: string, hostLink: Link, addresses: string[], podMac: string): Promise<void> {
   const where = `host (${hostLink.name})`;
   const noLinkLocal = setLinkByIndexRequest(hostLink.index, { ipv6AddrGenMode: IN6_ADDR_GEN_MODE_NONE }, undefined, hostLink.name);
+  const altName = addAltNameRequest(hostLink.index, hostAltName(workloadId), hostLink.name);
   const reqs: Request[] = [
     setLinkByNameRequest(hostLink.name, { alias: ALIAS_PREFIX + workloadId }),
+    altName,
     noLinkLocal,
     setLinkUpRequest(hostLink.index, true, hostLink.name),
   ];
@@ -177,7 +180,10 @@ async function configureHost(deps: AttachDeps, workloadId: string, hostLink: Lin
   }
   const outcomes = await deps.host.batch(reqs);
   // A kernel without IPv6 (booted with ipv6.disable=1) refuses the setting: it has no link-local address to skip.
-  throwFirstFailure(outcomes.filter((o, i) => !(reqs[i] === noLinkLocal && !o.ok && o.error.code === "EAFNOSUPPORT")));
+  // A kernel before 5.5 has no alternative names; Detach then looks the link up by its name.
+  const optional = (o: Outcome, i: number): boolean =>
+    !o.ok && ((reqs[i] === noLinkLocal && o.error.code === "EAFNOSUPPORT") || (reqs[i] === altName && o.error.code === "EOPNOTSUPP"));
+  throwFirstFailure(outcomes.filter((o, i) => !optional(o, i)));
 }
 
 /** The pod already holds what Attach adds (a first-hop or default route, an address): the caller's doing, e.g. a second workload in one namespace. */

@@ -1,17 +1,20 @@
 // Detach: delete the host veth (the kernel takes its routes, neighbours and the
 // pod's peer with it), then free the addresses and the name. Idempotent: what
-// is already gone counts as done. Names and addresses are freed only once the
+// is already gone counts as done. The link is found by its alternative name,
+// which only it carries; failing that, by its name, and deleted only if its
+// group and alias still mark it as the workload's. Names and addresses are freed only once the
 // kernel has really let go of them: by the link's own delete when no other
 // delete is under way, else through the retiring group and the reaper's bulk
 // deletes (links retired meanwhile go together; see reaper.ts).
 import type { Ipam } from "../ipam/allocator.js";
-import { NetlinkError } from "../netlink/errors.js";
 import type { Handle } from "../netlink/handle.js";
-import { getLinkByName, setLinkByIndexRequest, type Link } from "../netlink/link.js";
+import { isErrno, NetlinkError } from "../netlink/errors.js";
+import { getLinkByName, setLinkByAltNameRequest, setLinkByIndexRequest, type Link } from "../netlink/link.js";
 import { ALIAS_PREFIX } from "./constants.js";
 import { ServiceError, StatusCode } from "./errors.js";
 import type { LinkReaper } from "./reaper.js";
-import type { AttachmentRegistry } from "./registry.js";
+import { hostAltName } from "./host-names.js";
+import type { Attachment, AttachmentRegistry } from "./registry.js";
 
 export interface DetachDeps {
   host: Handle;
@@ -31,6 +34,7 @@ export function isOwnedBy(link: Link, linkGroup: number, workloadId: string): bo
 export async function detachWorkload(deps: DetachDeps, workloadId: string): Promise<void> {
   const attachment = deps.registry.get(workloadId);
   if (attachment === undefined) return;
+  if (await detachedByAltName(deps, workloadId, attachment)) return;
   const link = await getLinkByName(deps.host, attachment.hostIfName).catch((err: unknown) => {
     throw new ServiceError(StatusCode.Unavailable, `detach ${workloadId}: look up ${attachment.hostIfName}: ${(err as Error).message}`, { cause: err });
   });
@@ -48,8 +52,34 @@ export async function detachWorkload(deps: DetachDeps, workloadId: string): Prom
     return;
   }
   if (!deps.deferred && deps.reaper.canDeleteNow) return deleteNow(deps, workloadId, link);
-  const { deleted } = await retire(deps, workloadId, link);
-  if (!deps.deferred) await deleted;
+  const retired = await retire(deps, workloadId, link);
+  if (!deps.deferred) await retired?.deleted;
+}
+
+/**
+ * Deletes or retires the link by the workload's alternative name: only its
+ * own link carries that name (host-names.ts), so no lookup comes first, and
+ * the kernel takes one request fewer, under its rtnl lock, per Detach. False
+ * when no link carries the name: the link is gone already, or was made
+ * without one (a kernel before 5.5, or an older daemon); the caller then
+ * looks the link up by its name and checks its marks.
+ */
+async function detachedByAltName(deps: DetachDeps, workloadId: string, a: Attachment): Promise<boolean> {
+  const altName = hostAltName(workloadId);
+  if (!deps.deferred && deps.reaper.canDeleteNow) {
+    try {
+      await deps.reaper.deleteNow(a.hostIfIndex, altName);
+    } catch (err) {
+      if (isErrno(err, "ENODEV")) return false;
+      throw new ServiceError(StatusCode.Unavailable, `detach ${workloadId}: ${(err as Error).message}`, { cause: err });
+    }
+    forget(deps, workloadId);
+    return true;
+  }
+  const retired = await retire(deps, workloadId, { index: a.hostIfIndex, name: a.hostIfName }, altName);
+  if (retired === undefined) return false;
+  if (!deps.deferred) await retired.deleted;
+  return true;
 }
 
 /**
@@ -74,16 +104,18 @@ async function deleteNow(deps: DetachDeps, workloadId: string, link: Link): Prom
  * Resolves once retired, with a promise of the deletion (wrapped, so that
  * awaiting the retirement does not also await the deletion).
  */
-async function retire(deps: DetachDeps, workloadId: string, link: Link): Promise<{ deleted: Promise<void> }> {
+async function retire(deps: DetachDeps, workloadId: string, link: Pick<Link, "index" | "name">, altName?: string): Promise<{ deleted: Promise<void> } | undefined> {
   const listening = deps.reaper.listen(link.index);
   try {
     // Deferred: down now, so traffic stops before we answer. Sync: the delete
     // follows at once, and a separate down would cost an extra grace period.
     const up = deps.deferred ? false : undefined;
-    await deps.host.request(setLinkByIndexRequest(link.index, { group: deps.reaper.group }, up, link.name));
+    const settings = { group: deps.reaper.group };
+    await deps.host.request(altName === undefined ? setLinkByIndexRequest(link.index, settings, up, link.name) : setLinkByAltNameRequest(altName, settings, up));
   } catch (err) {
     listening?.cancel();
     if (err instanceof NetlinkError && err.code === "ENODEV") {
+      if (altName !== undefined) return undefined; // no link by that name: the caller looks it up
       forget(deps, workloadId); // already gone: nothing left to wait for
       return { deleted: Promise.resolve() };
     }

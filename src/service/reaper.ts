@@ -25,7 +25,7 @@
 import type { Logger } from "pino";
 import { isErrno } from "../netlink/errors.js";
 import type { Handle } from "../netlink/handle.js";
-import { deleteLink, deleteLinksInGroup } from "../netlink/link.js";
+import { deleteLinkByAltNameRequest, deleteLinkRequest, deleteLinksInGroup } from "../netlink/link.js";
 import type { DeletionWait, LinkDeletions } from "../netlink/link-deletions.js";
 
 /** The group retired links wait in: the link group with its top bit flipped. */
@@ -128,22 +128,27 @@ export class LinkReaper {
   }
 
   /**
-   * Deletes one link by its ifindex, now, in a round of its own: for a sync
-   * Detach that finds nothing under way (canDeleteNow), which then need not
-   * move the link to the retiring group first. Resolves once the kernel has announced the link
-   * gone, or answered; rejects with the kernel's error if it refused, the
-   * link then being still there.
+   * Deletes one link, now, in a round of its own: for a sync Detach that
+   * finds nothing under way (canDeleteNow), which then need not move the link
+   * to the retiring group first. By its ifindex, or by an alternative name
+   * (the link's index is still needed, to hear its deletion announced).
+   * Resolves once the kernel has announced the link gone, or answered;
+   * rejects with the kernel's error if it refused, the link then being still
+   * there. By index, a link already gone counts as deleted; by name, no link
+   * of that name rejects with ENODEV.
    */
-  deleteNow(index: number): Promise<void> {
+  deleteNow(index: number, altName?: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const item: Retired = { index, release: () => undefined, done: resolve, finished: false };
       this.markBusy();
       const round = this.beginRound([item]);
-      void deleteLink(this.host, index)
+      const request = altName === undefined ? deleteLinkRequest(index) : deleteLinkByAltNameRequest(altName);
+      void this.host
+        .request(request)
         .then(
           () => this.finish(item),
           (err: unknown) => {
-            if (isErrno(err, "ENODEV") || item.finished) return this.finish(item);
+            if ((isErrno(err, "ENODEV") && altName === undefined) || item.finished) return this.finish(item);
             item.finished = true;
             item.watch?.cancel();
             reject(err);

@@ -27,6 +27,7 @@ export const RTM_GETROUTE = 26;
 export const RTM_NEWNEIGH = 28;
 export const RTM_DELNEIGH = 29;
 export const RTM_GETNEIGH = 30;
+export const RTM_NEWLINKPROP = 108;
 
 // nlmsghdr.flags
 export const NLM_F_REQUEST = 0x1;
@@ -66,6 +67,8 @@ export const IFLA_EXT_MASK = 29;
 export const IFLA_NUM_TX_QUEUES = 31;
 export const IFLA_NUM_RX_QUEUES = 32;
 export const IFLA_LINK_NETNSID = 37;
+export const IFLA_PROP_LIST = 52;
+export const IFLA_ALT_IFNAME = 53;
 // IFLA_AF_SPEC / AF_INET6 (IFLA_INET6_*)
 export const IFLA_INET6_ADDR_GEN_MODE = 8;
 /** No automatic IPv6 link-local address (enum in6_addr_gen_mode). */
