@@ -80,11 +80,21 @@ export async function setLinkUp(h: Handle, index: number, up = true): Promise<vo
 
 /** `ip link set dev INDEX [up|down] group G mtu N ...` — by index. */
 export function setLinkByIndexRequest(index: number, settings: Omit<LinkSettings, "name">, up?: boolean, label = `index ${index}`): Request {
+  return changeLinkRequest(index, [], settings, up, label);
+}
+
+/** `ip link set dev ALTNAME [up|down] group G ...`: the link that carries this name; ENODEV if none does. */
+export function setLinkByAltNameRequest(altName: string, settings: Omit<LinkSettings, "name">, up?: boolean): Request {
+  return changeLinkRequest(0, [attrString(IFLA_ALT_IFNAME, altName)], settings, up, altName);
+}
+
+/** RTM_NEWLINK on an existing link, named by its index or (index 0) by the attributes in `names`. */
+function changeLinkRequest(index: number, names: Buffer[], settings: Omit<LinkSettings, "name">, up: boolean | undefined, label: string): Request {
   const flags = up === undefined ? {} : { flags: up ? IFF_UP : 0, change: IFF_UP };
   return {
     type: RTM_NEWLINK,
     flags: 0,
-    parts: [encodeIfInfo({ index, ...flags }), ...encodeLinkSettings(settings)],
+    parts: [encodeIfInfo({ index, ...flags }), ...names, ...encodeLinkSettings(settings)],
     context: `set link ${label}${up === undefined ? "" : up ? " up" : " down"} ${Object.keys(settings).join(",")}`.trimEnd(),
   };
 }
@@ -160,17 +170,6 @@ export function addAltNameRequest(index: number, altName: string, label = `index
 /** `ip link del dev ALTNAME`: the link that carries this name; ENODEV if none does. */
 export function deleteLinkByAltNameRequest(altName: string): Request {
   return { type: RTM_DELLINK, flags: 0, parts: [encodeIfInfo({}), attrString(IFLA_ALT_IFNAME, altName)], context: `delete link ${altName}` };
-}
-
-/** `ip link set dev ALTNAME [up|down] group G ...`: the link that carries this name; ENODEV if none does. */
-export function setLinkByAltNameRequest(altName: string, settings: Omit<LinkSettings, "name">, up?: boolean): Request {
-  const flags = up === undefined ? {} : { flags: up ? IFF_UP : 0, change: IFF_UP };
-  return {
-    type: RTM_NEWLINK,
-    flags: 0,
-    parts: [encodeIfInfo(flags), attrString(IFLA_ALT_IFNAME, altName), ...encodeLinkSettings(settings)],
-    context: `set link ${altName}${up === undefined ? "" : up ? " up" : " down"} ${Object.keys(settings).join(",")}`.trimEnd(),
-  };
 }
 
 /** `ip link del group G`: every link in the group, in one request (the kernel batches the RCU wait). */

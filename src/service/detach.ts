@@ -1,11 +1,12 @@
 // Detach: delete the host veth (the kernel takes its routes, neighbours and the
 // pod's peer with it), then free the addresses and the name. Idempotent: what
-// is already gone counts as done. The link is found by its alternative name,
-// which only it carries; failing that, by its name, and deleted only if its
-// group and alias still mark it as the workload's. Names and addresses are freed only once the
-// kernel has really let go of them: by the link's own delete when no other
-// delete is under way, else through the retiring group and the reaper's bulk
-// deletes (links retired meanwhile go together; see reaper.ts).
+// is already gone counts as done. The link is named by its alternative name,
+// which only it carries; failing that, it is looked up by its name and deleted
+// only if its group and alias still mark it as the workload's. Names and
+// addresses are freed only once the kernel has really let go of them: by the
+// link's own delete when no other delete is under way, else through the
+// retiring group and the reaper's bulk deletes (links retired meanwhile go
+// together; see reaper.ts).
 import type { Ipam } from "../ipam/allocator.js";
 import type { Handle } from "../netlink/handle.js";
 import { isErrno, NetlinkError } from "../netlink/errors.js";
@@ -14,7 +15,7 @@ import { ALIAS_PREFIX } from "./constants.js";
 import { ServiceError, StatusCode } from "./errors.js";
 import type { LinkReaper } from "./reaper.js";
 import { hostAltName } from "./host-names.js";
-import type { Attachment, AttachmentRegistry } from "./registry.js";
+import type { AttachmentRegistry } from "./registry.js";
 
 export interface DetachDeps {
   host: Handle;
@@ -34,7 +35,13 @@ export function isOwnedBy(link: Link, linkGroup: number, workloadId: string): bo
 export async function detachWorkload(deps: DetachDeps, workloadId: string): Promise<void> {
   const attachment = deps.registry.get(workloadId);
   if (attachment === undefined) return;
-  if (await detachedByAltName(deps, workloadId, attachment)) return;
+  // By the alternative name first: only the workload's own link carries it
+  // (host-names.ts), so no lookup comes first, and the kernel takes one request
+  // fewer, under its rtnl lock, per Detach. No link carries it when the link is
+  // gone already, or was made without one (a kernel before 5.5, an older
+  // daemon): then look the link up by its name and check its marks.
+  const known = { index: attachment.hostIfIndex, name: attachment.hostIfName };
+  if (await removeLink(deps, workloadId, known, hostAltName(workloadId))) return;
   const link = await getLinkByName(deps.host, attachment.hostIfName).catch((err: unknown) => {
     throw new ServiceError(StatusCode.Unavailable, `detach ${workloadId}: look up ${attachment.hostIfName}: ${(err as Error).message}`, { cause: err });
   });
@@ -51,50 +58,39 @@ export async function detachWorkload(deps: DetachDeps, workloadId: string): Prom
     forget(deps, workloadId);
     return;
   }
-  if (!deps.deferred && deps.reaper.canDeleteNow) return deleteNow(deps, workloadId, link);
-  const retired = await retire(deps, workloadId, link);
-  if (!deps.deferred) await retired?.deleted;
+  await removeLink(deps, workloadId, link);
 }
 
 /**
- * Deletes or retires the link by the workload's alternative name: only its
- * own link carries that name (host-names.ts), so no lookup comes first, and
- * the kernel takes one request fewer, under its rtnl lock, per Detach. False
- * when no link carries the name: the link is gone already, or was made
- * without one (a kernel before 5.5, or an older daemon); the caller then
- * looks the link up by its name and checks its marks.
+ * A sync Detach that finds no other delete under way deletes the link at once
+ * (deleteNow); otherwise it is retired, and a sync Detach waits for its
+ * deletion. The link is named by its index, or by `altName`: false when no
+ * link carries that name (then nothing has changed).
  */
-async function detachedByAltName(deps: DetachDeps, workloadId: string, a: Attachment): Promise<boolean> {
-  const altName = hostAltName(workloadId);
-  if (!deps.deferred && deps.reaper.canDeleteNow) {
-    try {
-      await deps.reaper.deleteNow(a.hostIfIndex, altName);
-    } catch (err) {
-      if (isErrno(err, "ENODEV")) return false;
-      throw new ServiceError(StatusCode.Unavailable, `detach ${workloadId}: ${(err as Error).message}`, { cause: err });
-    }
-    forget(deps, workloadId);
-    return true;
-  }
-  const retired = await retire(deps, workloadId, { index: a.hostIfIndex, name: a.hostIfName }, altName);
+async function removeLink(deps: DetachDeps, workloadId: string, link: Pick<Link, "index" | "name">, altName?: string): Promise<boolean> {
+  if (!deps.deferred && deps.reaper.canDeleteNow) return deleteNow(deps, workloadId, link, altName);
+  const retired = await retire(deps, workloadId, link, altName);
   if (retired === undefined) return false;
   if (!deps.deferred) await retired.deleted;
   return true;
 }
 
 /**
- * A sync Detach when no other delete is under way: delete the link by its index at
- * once, without moving it to the retiring group first. The workload keeps its
- * name and addresses (and this Detach its per-workload lock) until the kernel
- * has announced the link gone; if the kernel refuses, nothing has changed.
+ * Deletes the link at once, without moving it to the retiring group first. The
+ * workload keeps its name and addresses (and this Detach its per-workload
+ * lock) until the kernel has announced the link gone; if the kernel refuses,
+ * nothing has changed. By index, a link already gone counts as deleted; by
+ * name, no link of that name gives false.
  */
-async function deleteNow(deps: DetachDeps, workloadId: string, link: Link): Promise<void> {
+async function deleteNow(deps: DetachDeps, workloadId: string, link: Pick<Link, "index">, altName?: string): Promise<boolean> {
   try {
-    await deps.reaper.deleteNow(link.index);
+    await deps.reaper.deleteNow(link.index, altName);
   } catch (err) {
+    if (altName !== undefined && isErrno(err, "ENODEV")) return false;
     throw new ServiceError(StatusCode.Unavailable, `detach ${workloadId}: ${(err as Error).message}`, { cause: err });
   }
   forget(deps, workloadId);
+  return true;
 }
 
 /**
@@ -102,7 +98,8 @@ async function deleteNow(deps: DetachDeps, workloadId: string, link: Link): Prom
  * the workload, and hands the link to the reaper. Until the kernel has deleted
  * it, a placeholder owner holds the addresses and the name stays taken.
  * Resolves once retired, with a promise of the deletion (wrapped, so that
- * awaiting the retirement does not also await the deletion).
+ * awaiting the retirement does not also await the deletion); undefined when
+ * no link carries `altName`.
  */
 async function retire(deps: DetachDeps, workloadId: string, link: Pick<Link, "index" | "name">, altName?: string): Promise<{ deleted: Promise<void> } | undefined> {
   const listening = deps.reaper.listen(link.index);
