@@ -45,7 +45,7 @@
 // profiler slows the daemon, so the run's figures for (b)/(c) are inflated).
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -438,7 +438,7 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
   // `ip netns exec` execs the command, so the child is node itself; if an ip
   // version forks instead, the daemon is its only child.
   let pid = child.pid!;
-  if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() !== "node") {
+  if (readlinkSync(`/proc/${pid}/exe`) !== realpathSync(process.execPath)) {
     const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
     if (kids.length === 1) pid = Number(kids[0]);
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything workloadnet needs on a fresh Debian machine (run as root):
 # the Debian packages the daemon, its tests and its demo use, then the npm
-# dependencies (which also builds the native addon and the CNI plugin).
+# dependencies (which also builds the native addon and the CNI plugin) and,
+# where the machine's Node.js is older than 24, a supported one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $EUID -ne 0 ]]; then
@@ -23,4 +24,14 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   apt-get update
   apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-npm ci
+# The project runs on a supported Node.js LTS (24 or later). Where the
+# machine's is older, npm brings the pinned one from the npm registry as an
+# optional dependency (node-linux-<arch>); npm puts it first on the PATH of
+# every npm script, so `npm test` and `npm run demo` run on it.
+machine_node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if (( machine_node_major >= 24 )); then
+  npm ci --omit=optional
+else
+  echo "install-deps: Node.js $(node --version 2>/dev/null || echo none) is older than 24; installing Node.js 24 into node_modules" >&2
+  npm ci
+fi

@@ -3,7 +3,7 @@
 // Runs only inside the sandbox (test/run-in-sandbox.sh).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
@@ -378,7 +378,8 @@ describe("workloadnetd end to end", () => {
     const d = await daemon(t);
     await attach(d, "pool", d.pod()); // the pool has started by now
     const pid = d.pid!;
-    assert.equal(readFileSync(`/proc/${pid}/comm`, "utf8").trim(), "node");
+    // The pid is node itself (Node 24 names its main thread "MainThread", so comm does not tell).
+    assert.equal(readlinkSync(`/proc/${pid}/exe`), realpathSync(process.execPath));
     const threads = readdirSync(`/proc/${pid}/task`).length;
     // The main thread, V8's and Node's own few, and the pool's (4 without the bin's setting).
     assert.ok(threads >= POOL_THREADS + 1, `only ${threads} threads in the daemon`);
