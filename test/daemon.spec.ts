@@ -343,7 +343,7 @@ describe("workloadnetd end to end", () => {
     assert.ok(await ping(b.pod.name, a.v6), "new pod reaches the old one over IPv6");
 
     writeFileAtomic(file, "{ this is not json");
-    await d.waitForLog((l) => l.msg === "prefix source error; keeping the last good prefixes");
+    await d.waitForLog((l) => l.msg === "cluster source error; keeping the last view");
     await d.client.status({});
     const c = await attach(d, "third", d.pod());
     assertInV4Prefix(c.v4, "10.90.0.");

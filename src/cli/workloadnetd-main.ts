@@ -40,12 +40,17 @@ async function main(): Promise<void> {
   if (config.prefixFile !== undefined && (prefixes.v4 || prefixes.v6)) {
     fail(`--prefix-file "${config.prefixFile}" cannot be combined with --ipv4-prefix/--ipv6-prefix: choose one source of pod prefixes`);
   }
+  if (config.kubernetes && (config.prefixFile !== undefined || prefixes.v4 || prefixes.v6)) {
+    fail(`--kubernetes${config.kubeconfig !== undefined ? ` (from --kubeconfig)` : ""} cannot be combined with --prefix-file/--ipv4-prefix/--ipv6-prefix: the Kubernetes API gives the pod prefixes`);
+  }
+  if (config.kubernetes) fail("--kubernetes: the Kubernetes source is not part of this build yet");
   const log = pino({ level: config.logLevel, base: { service: "workloadnetd" } });
 
   const daemon = await startDaemon({
     socketPath: config.socketPath,
     prefixes,
-    mtu: config.mtu,
+    ...(config.mtu !== undefined ? { mtu: config.mtu } : {}),
+    routing: config.routing,
     vethQueues: config.vethQueues,
     linkGroup: config.linkGroup,
     detachMode: config.detachMode,

@@ -3,10 +3,11 @@
 import type { Logger } from "pino";
 import { createCniEndpoint, defaultCniStateFile } from "../cni/endpoint.js";
 import { Ipam } from "../ipam/allocator.js";
-import { FilePrefixSource } from "../ipam/file-source.js";
-import { formatPrefixes, type Prefixes } from "../ipam/prefix.js";
-import type { PrefixSource } from "../ipam/prefix-source.js";
-import { StaticPrefixSource } from "../ipam/static-source.js";
+import type { Prefixes } from "../ipam/prefix.js";
+import { FileClusterSource } from "../cluster/file-source.js";
+import type { ClusterSource } from "../cluster/source.js";
+import { StaticClusterSource } from "../cluster/static-source.js";
+import { ClusterWiring } from "./cluster-wiring.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { startMetricsServer } from "../metrics/metrics-server.js";
 import { Handle } from "../netlink/handle.js";
@@ -25,8 +26,12 @@ export interface DaemonOptions {
   socketPath: string;
   /** Fixed prefixes (ignored when prefixFile is set). */
   prefixes: Prefixes;
+  /** The cluster view from this watched file (see cluster/file-form.ts). */
   prefixFile?: string;
-  mtu: number;
+  /** --routing, for Status (routes to other nodes: see cluster-wiring.ts). Default "none". */
+  routing?: string;
+  /** Undefined: 1500 until the routing settles it. */
+  mtu?: number;
   linkGroup: number;
   /** Transmit and receive queues of each veth end (see cli/config.ts). */
   vethQueues: number;
@@ -71,25 +76,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const report = await recoverFromKernel({ host, ipam, registry, linkGroup: opts.linkGroup, log });
     log.info({ ...report }, "state recovered from the kernel");
 
-    const prefixSource = await openPrefixSource(opts, log);
-    cleanups.push(() => prefixSource.close());
-    const apply = (p: Prefixes | undefined): void => {
-      if (p === undefined) return;
-      ipam.setPrefixes(p);
-      log.info({ prefixes: formatPrefixes(p) }, "pod prefixes in use");
-    };
-    apply(prefixSource.current());
-    prefixSource.onChange(apply);
-    prefixSource.onError((message) => log.error({ err: message }, "prefix source error; keeping the last good prefixes"));
-
+    const source = await openClusterSource(opts, log);
+    cleanups.push(() => source.close());
     // Only when served: the default process metrics watch every garbage collection.
-    const metrics = opts.metricsAddress !== undefined ? createMetrics({ ipam, registry }) : undefined;
+    const metrics = opts.metricsAddress !== undefined ? createMetrics({ ipam, registry, source }) : undefined;
+    const cluster = new ClusterWiring({ source, ipam, log, routing: opts.routing ?? "none", ...(metrics ? { metrics } : {}) });
+    // Stops following the view; the routes stay in the kernel.
+    cleanups.push(() => cluster.close());
+    await cluster.start();
+
     const service = new WorkloadNetworkingService({
       host,
       ipam,
       registry,
-      prefixSource,
-      mtu: opts.mtu,
+      cluster,
+      mtu: opts.mtu ?? 1500,
       linkGroup: opts.linkGroup,
       vethQueues: opts.vethQueues,
       log,
@@ -137,12 +138,11 @@ function openLinkDeletions(log: Logger): LinkDeletions | undefined {
   }
 }
 
-async function openPrefixSource(opts: DaemonOptions, log: Logger): Promise<PrefixSource> {
-  if (opts.prefixFile === undefined) return new StaticPrefixSource(opts.prefixes);
-  const source = new FilePrefixSource(opts.prefixFile);
+async function openClusterSource(opts: DaemonOptions, log: Logger): Promise<ClusterSource> {
+  const source: ClusterSource = opts.prefixFile === undefined ? new StaticClusterSource(opts.prefixes) : new FileClusterSource(opts.prefixFile);
   await source.start();
   const err = source.lastError();
-  if (err) log.warn({ err }, "prefix file not usable yet; Status is UNAVAILABLE until it is");
+  if (err) log.warn({ err, source: source.kind }, "cluster source not usable yet; Status is UNAVAILABLE until it is");
   return source;
 }
 
