@@ -43,14 +43,14 @@ async function main(): Promise<void> {
   if (config.kubernetes && (config.prefixFile !== undefined || prefixes.v4 || prefixes.v6)) {
     fail(`--kubernetes${config.kubeconfig !== undefined ? ` (from --kubeconfig)` : ""} cannot be combined with --prefix-file/--ipv4-prefix/--ipv6-prefix: the Kubernetes API gives the pod prefixes`);
   }
-  if (config.kubernetes) fail("--kubernetes: the Kubernetes source is not part of this build yet");
   const log = pino({ level: config.logLevel, base: { service: "workloadnetd" } });
 
   const daemon = await startDaemon({
     socketPath: config.socketPath,
     prefixes,
     ...(config.mtu !== undefined ? { mtu: config.mtu } : {}),
-    routing: config.routing,
+    routing: { mode: config.routing, vxlanVni: config.vxlanVni, vxlanPort: config.vxlanPort },
+    ...(config.kubernetes ? { kubernetes: { nodeName: config.nodeName, ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}) } } : {}),
     vethQueues: config.vethQueues,
     linkGroup: config.linkGroup,
     detachMode: config.detachMode,

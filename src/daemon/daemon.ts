@@ -7,7 +7,9 @@ import type { Prefixes } from "../ipam/prefix.js";
 import { FileClusterSource } from "../cluster/file-source.js";
 import type { ClusterSource } from "../cluster/source.js";
 import { StaticClusterSource } from "../cluster/static-source.js";
-import { ClusterWiring } from "./cluster-wiring.js";
+import { NodeRoutes, podMtu, type RoutingMode } from "../cluster/routes/index.js";
+import type { ClusterView } from "../cluster/view.js";
+import { ClusterWiring, type RouteAgent } from "./cluster-wiring.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { startMetricsServer } from "../metrics/metrics-server.js";
 import { Handle } from "../netlink/handle.js";
@@ -28,10 +30,14 @@ export interface DaemonOptions {
   prefixes: Prefixes;
   /** The cluster view from this watched file (see cluster/file-form.ts). */
   prefixFile?: string;
-  /** --routing, for Status (routes to other nodes: see cluster-wiring.ts). Default "none". */
-  routing?: string;
-  /** Undefined: 1500 until the routing settles it. */
+  /** The cluster view from the Kubernetes API (instead of prefixes or prefixFile). */
+  kubernetes?: { nodeName: string; kubeconfig?: string };
+  /** Routes to other nodes (file and Kubernetes sources only: a static view has no other nodes). Default mode "auto". */
+  routing?: { mode: RoutingMode; vxlanVni?: number; vxlanPort?: number };
+  /** Undefined: the routing's podMtu (the node link's MTU, less VXLAN's overhead when VXLAN may be used). */
   mtu?: number;
+  /** Periodic resync of the routes to other nodes. Default 30 s. */
+  routeResyncMs?: number;
   linkGroup: number;
   /** Transmit and receive queues of each veth end (see cli/config.ts). */
   vethQueues: number;
@@ -80,17 +86,34 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     cleanups.push(() => source.close());
     // Only when served: the default process metrics watch every garbage collection.
     const metrics = opts.metricsAddress !== undefined ? createMetrics({ ipam, registry, source }) : undefined;
-    const cluster = new ClusterWiring({ source, ipam, log, routing: opts.routing ?? "none", ...(metrics ? { metrics } : {}) });
+    const mode = opts.routing?.mode ?? "auto";
+    // Read by every Attach; settled by the routing below unless --mtu is given.
+    const settings = { mtu: opts.mtu ?? 1500 };
+    const routes = source.kind === "static" ? undefined : routeAgent(host, source, mode, opts, settings, log);
+    const cluster = new ClusterWiring({
+      source,
+      ipam,
+      log,
+      routing: mode,
+      ...(routes ? { routes } : {}),
+      ...(opts.routeResyncMs !== undefined ? { resyncMs: opts.routeResyncMs } : {}),
+      ...(metrics ? { metrics } : {}),
+    });
     // Stops following the view; the routes stay in the kernel.
     cleanups.push(() => cluster.close());
+    // A single host's pods never leave over VXLAN: the link's MTU as it is.
+    if (routes === undefined && opts.mtu === undefined) settings.mtu = await podMtu(host, source.current(), "direct");
     await cluster.start();
+    log.info({ mtu: settings.mtu, fromFlag: opts.mtu !== undefined }, "pod MTU");
 
     const service = new WorkloadNetworkingService({
       host,
       ipam,
       registry,
       cluster,
-      mtu: opts.mtu ?? 1500,
+      get mtu() {
+        return settings.mtu;
+      },
       linkGroup: opts.linkGroup,
       vethQueues: opts.vethQueues,
       log,
@@ -138,8 +161,55 @@ function openLinkDeletions(log: Logger): LinkDeletions | undefined {
   }
 }
 
+/**
+ * The routes to other nodes for the wiring: the routing's reconcile, with the
+ * pod MTU settled first (it follows the underlay, which the view may change).
+ */
+function routeAgent(host: Handle, source: ClusterSource, mode: RoutingMode, opts: DaemonOptions, settings: { mtu: number }, log: Logger): RouteAgent {
+  const routes = new NodeRoutes({
+    handle: host,
+    mode,
+    vxlan: { ...(opts.routing?.vxlanVni !== undefined ? { vni: opts.routing.vxlanVni } : {}), ...(opts.routing?.vxlanPort !== undefined ? { port: opts.routing.vxlanPort } : {}) },
+  });
+  let lastProblems = "";
+  return {
+    async reconcile(view: ClusterView) {
+      // Before the source has ever delivered, its view is empty: reconciling
+      // it would remove every route of ours that a previous run left, while
+      // the kernel's copy is the best there is. Mode none removes regardless.
+      if (source.lastSync() === undefined && mode !== "none") return [];
+      if (opts.mtu === undefined) {
+        const mtu = await podMtu(host, view, mode);
+        if (mtu !== settings.mtu) log.info({ mtu, mode }, "pod MTU from the underlay");
+        settings.mtu = mtu;
+      }
+      const result = await routes.apply(view);
+      const { added, updated, removed } = result.changes;
+      if (added + updated + removed > 0) log.info({ mode, added, updated, removed, nodes: view.nodes.length }, "routes to other nodes changed");
+      const problems = result.problems.join("; ");
+      if (problems !== lastProblems && problems !== "") log.warn({ problems: result.problems }, "routes to other nodes: problems");
+      lastProblems = problems;
+      for (const n of result.nodes) if (n.state === "error") log.warn({ node: n.name, kind: n.kind, err: n.error }, "route to node not installed");
+      return result.nodes.map((n) => ({ name: n.name, kind: n.kind, state: n.state === "installed" ? "ok" : "error", ...(n.error ? { message: n.error } : {}) }));
+    },
+  };
+}
+
 async function openClusterSource(opts: DaemonOptions, log: Logger): Promise<ClusterSource> {
-  const source: ClusterSource = opts.prefixFile === undefined ? new StaticClusterSource(opts.prefixes) : new FileClusterSource(opts.prefixFile);
+  let source: ClusterSource;
+  if (opts.kubernetes !== undefined) {
+    // Loaded only here: the other modes never pay for the client library.
+    const { createKubernetesSource } = await import("../cluster/kubernetes/index.js");
+    source = await createKubernetesSource({
+      nodeName: opts.kubernetes.nodeName,
+      ...(opts.kubernetes.kubeconfig !== undefined ? { kubeconfig: opts.kubernetes.kubeconfig } : {}),
+      log: log.child({ component: "kubernetes-source" }),
+    });
+  } else if (opts.prefixFile !== undefined) {
+    source = new FileClusterSource(opts.prefixFile);
+  } else {
+    source = new StaticClusterSource(opts.prefixes);
+  }
   await source.start();
   const err = source.lastError();
   if (err) log.warn({ err, source: source.kind }, "cluster source not usable yet; Status is UNAVAILABLE until it is");
