@@ -2,12 +2,13 @@
 // topology (cluster-topology.ts: n1 and n2 on one subnet, n3 behind a router),
 // with a real workloadnetd in each node namespace and pods attached by it.
 // Each node's cluster view comes from its own prefix file (the cluster form),
-// which tests rewrite to add, remove or readdress nodes.
+// which tests rewrite to add, remove or readdress nodes, or from a Kubernetes
+// API (the stand-in, reached over the LAN from this process's namespace).
 import { rmSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { buildClusterTopology, type ClusterTopology, type TopologyNode } from "./cluster-topology.js";
 import { DaemonHarness, ipFromBytes, writeFileAtomic } from "./daemon-harness.js";
-import { execIn, ipJson, type IpRoute, type PodNamespace } from "./sandbox.js";
+import { execIn, ip, ipJson, type IpRoute, type PodNamespace } from "./sandbox.js";
 
 export interface ClusterPod {
   node: string;
@@ -32,14 +33,22 @@ export class ClusterHarness {
 
   /** Builds the topology and starts one daemon per node with `args` (besides --prefix-file). */
   static async start(args: string[] = [], podsPerNode = 1): Promise<ClusterHarness> {
+    return ClusterHarness.startWith((c, n) => {
+      const file = `/run/workloadnet/${n.ns.name}-view.json`;
+      c.files.set(n.name, file);
+      c.writeView(n.name);
+      return ["--prefix-file", file, ...args];
+    }, podsPerNode);
+  }
+
+  /** Builds the topology and starts one daemon per node with the flags argsFor gives (called in node order). */
+  static async startWith(argsFor: (c: ClusterHarness, n: TopologyNode) => string[], podsPerNode = 1, beforeDaemons?: (c: ClusterHarness) => Promise<void>): Promise<ClusterHarness> {
     const topo = buildClusterTopology({ podsPerNode: 0, prefix: "cl" });
     const c = new ClusterHarness(topo);
     try {
+      await beforeDaemons?.(c);
       for (const n of topo.nodes) {
-        const file = `/run/workloadnet/${n.ns.name}-view.json`;
-        c.files.set(n.name, file);
-        c.writeView(n.name);
-        c.daemons.set(n.name, await DaemonHarness.start({ hostNs: n.ns.name, args: ["--prefix-file", file, ...args] }));
+        c.daemons.set(n.name, await DaemonHarness.start({ hostNs: n.ns.name, args: argsFor(c, n) }));
       }
       for (const n of topo.nodes) {
         for (let i = 0; i < podsPerNode; i++) await c.attach(n.name, `${n.name}-pod${i}`);
@@ -99,9 +108,36 @@ export class ClusterHarness {
     return [...ipJson<IpRoute[]>(["-4", "route", "show", "proto", "87"], ns), ...ipJson<IpRoute[]>(["-6", "route", "show", "proto", "87"], ns)];
   }
 
+  /**
+   * Puts this process's namespace on the LAN (subnet A) at 192.0.2.200 and
+   * 2001:db8:a::200, with routes to subnet B through the router, so a server
+   * here (the API stand-in) is reachable from every node. Undone by close().
+   */
+  joinLan(): { v4: string; v6: string } {
+    const link = `cl-${this.topo.lan.name.slice(-8)}`;
+    ip(["link", "add", link, "type", "veth", "peer", "name", "up0", "netns", this.topo.lan.name]);
+    this.cleanups.push(() => {
+      try {
+        ip(["link", "del", link]);
+      } catch {
+        // gone with the LAN namespace
+      }
+    });
+    ip(["link", "set", "up0", "master", "br0", "up"], this.topo.lan.name);
+    ip(["addr", "add", "192.0.2.200/24", "dev", link]);
+    ip(["addr", "add", "2001:db8:a::200/64", "dev", link, "nodad"]);
+    ip(["link", "set", link, "up"]);
+    ip(["route", "add", "198.51.100.0/24", "via", "192.0.2.1"]);
+    ip(["-6", "route", "add", "2001:db8:b::/64", "via", "2001:db8:a::1"]);
+    return { v4: "192.0.2.200", v6: "2001:db8:a::200" };
+  }
+
+  private readonly cleanups: (() => void | Promise<void>)[] = [];
+
   async close(): Promise<void> {
     for (const d of this.daemons.values()) await d.cleanup().catch(() => undefined);
     for (const f of this.files.values()) rmSync(f, { force: true });
+    for (const c of this.cleanups.splice(0).reverse()) await c();
     await this.topo.close();
   }
 }
