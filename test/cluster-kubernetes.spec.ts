@@ -14,6 +14,7 @@ import { ClusterHarness, tcpPeerSeenBy, waitUntil, type ClusterPod } from "./clu
 import type { TopologyNode } from "./cluster-topology.js";
 import { startKubeApiServer, type KubeApiStandIn, type NodeSpec } from "./kube-apiserver/server.js";
 import { assertSandbox, ping } from "./sandbox.js";
+import { runCni } from "./cni-exec.js";
 
 assertSandbox();
 
@@ -68,6 +69,12 @@ describe("a cluster of three daemons from the Kubernetes API", () => {
     );
     assert.equal(e.code, Code.Unavailable);
     assert.equal(e.rawMessage, "no pod prefixes yet: node n3 has no spec.podCIDRs yet");
+    // The CNI plugin's STATUS (what kubelet asks) says not ready, with the reason.
+    const conf = JSON.stringify({ cniVersion: "1.1.0", name: "wl", type: "workloadnet-cni", socket: n3.socketPath });
+    const cni = await runCni({ CNI_COMMAND: "STATUS" }, conf, { hostNs: n3.hostNs });
+    assert.notEqual(cni.code, 0);
+    assert.equal(cni.json?.code, 50);
+    assert.match(String(cni.json?.msg), /^plugin not available: no pod prefixes yet: node n3 has no spec\.podCIDRs yet/);
     api.nodes.update(specOf(c.node("n3")));
     await waitUntil("n3 ready", async () => n3.client.status({}).then(() => true, () => false));
     for (const n of c.topo.nodes) await c.attach(n.name, `${n.name}-k8s-pod`);

@@ -17,7 +17,7 @@ const CTL = fileURLToPath(new URL("../src/cli/workloadnetctl.js", import.meta.ur
 let c: ClusterHarness;
 
 before(async () => {
-  c = await ClusterHarness.start(["--routing", "auto"]);
+  c = await ClusterHarness.start(["--routing", "auto", "--resync-interval", "1"]);
 });
 after(() => c?.close());
 
@@ -102,6 +102,20 @@ describe("a cluster of three daemons from prefix files, --routing auto", () => {
     await waitUntil("n2 back as it was", () => routeTo("n1", n2.prefixes.v4)?.gateway === n2.address.v4 && routeTo("n1", "10.70.22.0/24") === undefined);
     assert.ok(await ping(podOn("n1").ns.name, podOn("n2").v4));
     console.log(`# routes followed the file: removed in ${removed.toFixed(0)} ms, added in ${added.toFixed(0)} ms, readdressed in ${readdressed.toFixed(0)} ms`);
+  });
+
+  it("a route of ours deleted by hand comes back at the next resync; a route not ours is left alone", async () => {
+    const n1 = c.node("n1").ns.name;
+    const dst = c.node("n2").prefixes.v4;
+    ip(["route", "del", dst, "proto", "87"], n1);
+    assert.equal(routeTo("n1", dst), undefined);
+    // Someone else's route on n1, for a prefix no node has.
+    ip(["route", "add", "10.99.0.0/24", "via", c.node("n2").address.v4, "proto", "static"], n1);
+    const back = await waitUntil("the deleted route back", () => routeTo("n1", dst)?.gateway === c.node("n2").address.v4, 5000);
+    console.log(`# drift repaired in ${back.toFixed(0)} ms (--resync-interval 1)`);
+    assert.match(ip(["route", "show", "10.99.0.0/24"], n1), /via 192\.0\.2\.12 .*proto static/, "the foreign route is untouched");
+    ip(["route", "del", "10.99.0.0/24"], n1);
+    assert.ok(await ping(podOn("n1").ns.name, podOn("n2").v4));
   });
 
   it("a daemon SIGKILLed and restarted: pings across nodes keep answering", async () => {

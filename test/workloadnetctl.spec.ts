@@ -28,7 +28,7 @@ describe("workloadnetctl", () => {
     assert.equal(status.code, 0, status.stderr);
     assert.match(
       status.stdout,
-      /^ready: prefixes 10\.88\.0\.0\/24, fd00:88::\/64; 0 attached\nsource: static; last sync \d{4}-\d\d-\d\dT[0-9:.]+Z; 0 other nodes; routing auto\n$/,
+      /^ready: prefixes 10\.88\.0\.0\/24, fd00:88::\/64; 0 attached\nsource: static; node [a-z0-9.-]+; last sync \d{4}-\d\d-\d\dT[0-9:.]+Z; 0 other nodes; routing auto\n$/,
     );
 
     const p1 = d.pod("ctl");

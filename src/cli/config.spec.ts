@@ -62,6 +62,7 @@ describe("defaults and flags", () => {
       routing: "auto",
       vxlanVni: 7701,
       vxlanPort: 4789,
+      resyncInterval: 30,
       configFile: undefined,
     });
   });
@@ -85,6 +86,7 @@ describe("defaults and flags", () => {
       "--routing=vxlan",
       "--vxlan-vni", "42",
       "--vxlan-port", "8472",
+      "--resync-interval", "5",
     ]);
     assert.deepEqual(config, {
       socketPath: "/run/wl/api.sock",
@@ -105,6 +107,7 @@ describe("defaults and flags", () => {
       routing: "vxlan",
       vxlanVni: 42,
       vxlanPort: 8472,
+      resyncInterval: 5,
       configFile: undefined,
     });
   });
@@ -298,6 +301,7 @@ describe("config file", () => {
       routing: "direct",
       vxlanVni: 9,
       vxlanPort: 4790,
+      resyncInterval: 30,
       configFile: "/etc/wl.json",
     });
     const overridden = parse(["--config", "/etc/wl.json", "--mtu", "9000", "--ipv4-prefix", "10.1.0.0/16"], {}, file);

@@ -53,6 +53,8 @@ export interface DaemonConfig {
   vxlanVni: number;
   /** UDP port of our VXLAN device. */
   vxlanPort: number;
+  /** Seconds between full reconciles of the routes to other nodes (drift repair). */
+  resyncInterval: number;
   /** The config file that was read, if any. */
   configFile: string | undefined;
 }
@@ -69,6 +71,7 @@ export const DEFAULT_ROUTING: RoutingMode = "auto";
 export const DEFAULT_VXLAN_VNI = 7701;
 /** The IANA VXLAN port. */
 export const DEFAULT_VXLAN_PORT = 4789;
+export const DEFAULT_RESYNC_INTERVAL = 30;
 export const DEFAULT_LINK_GROUP = 8;
 /**
  * One queue each way per veth end, said explicitly. Left unsaid, the kernel
@@ -260,6 +263,13 @@ const SETTINGS = [
     argName: "port",
     description: `UDP port of the VXLAN device, 1..65535 (default: ${DEFAULT_VXLAN_PORT})`,
     parse: (raw) => integer(raw, 1, 65535),
+  }),
+  setting({
+    key: "resync-interval",
+    field: "resyncInterval",
+    argName: "seconds",
+    description: `seconds between full reconciles of the routes to other nodes, which repair what someone else changed, 1..86400 (default: ${DEFAULT_RESYNC_INTERVAL})`,
+    parse: (raw) => integer(raw, 1, 86400),
   }),
   setting({
     key: "socket-group",
@@ -571,6 +581,7 @@ export function parseConfig(
     routing: DEFAULT_ROUTING,
     vxlanVni: DEFAULT_VXLAN_VNI,
     vxlanPort: DEFAULT_VXLAN_PORT,
+    resyncInterval: DEFAULT_RESYNC_INTERVAL,
     configFile,
   };
   for (const s of SETTINGS) {

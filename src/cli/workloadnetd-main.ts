@@ -50,6 +50,8 @@ async function main(): Promise<void> {
     prefixes,
     ...(config.mtu !== undefined ? { mtu: config.mtu } : {}),
     routing: { mode: config.routing, vxlanVni: config.vxlanVni, vxlanPort: config.vxlanPort },
+    routeResyncMs: config.resyncInterval * 1000,
+    nodeName: config.nodeName,
     ...(config.kubernetes ? { kubernetes: { nodeName: config.nodeName, ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}) } } : {}),
     vethQueues: config.vethQueues,
     linkGroup: config.linkGroup,

@@ -44,6 +44,8 @@ export interface ClusterWiringOptions {
   log: Logger;
   /** --routing, for Status. */
   routing: string;
+  /** This node's name when the source gives none (static, a file without "name"). */
+  nodeName?: string;
   /** Undefined: no routes to other nodes are managed (e.g. --routing none after its cleanup). */
   routes?: RouteAgent;
   /** Periodic resync of the routes. Default 30 s. */
@@ -110,7 +112,8 @@ export class ClusterWiring implements ClusterFacts {
   }
 
   view(): ClusterView {
-    return this.opts.source.current();
+    const view = this.opts.source.current();
+    return view.nodeName === undefined && this.opts.nodeName !== undefined ? { ...view, nodeName: this.opts.nodeName } : view;
   }
 
   lastError(): string | undefined {
@@ -125,7 +128,7 @@ export class ClusterWiring implements ClusterFacts {
     const view = this.view();
     const own = this.opts.ipam.prefixes();
     const self: NodeInfo = {
-      name: view.nodeName ?? "(this node)",
+      name: view.nodeName ?? "-",
       self: true,
       addresses: [...view.addresses],
       prefixes: [own.v4?.text, own.v6?.text].filter((p): p is string => p !== undefined),

@@ -38,6 +38,8 @@ export interface DaemonOptions {
   mtu?: number;
   /** Periodic resync of the routes to other nodes. Default 30 s. */
   routeResyncMs?: number;
+  /** This node's name (--node-name), shown when the source gives none. */
+  nodeName?: string;
   linkGroup: number;
   /** Transmit and receive queues of each veth end (see cli/config.ts). */
   vethQueues: number;
@@ -95,6 +97,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       ipam,
       log,
       routing: mode,
+      ...(opts.nodeName !== undefined ? { nodeName: opts.nodeName } : {}),
       ...(routes ? { routes } : {}),
       ...(opts.routeResyncMs !== undefined ? { resyncMs: opts.routeResyncMs } : {}),
       ...(metrics ? { metrics } : {}),
