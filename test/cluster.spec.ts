@@ -5,7 +5,7 @@
 // addresses, routes in the kernel following the file, a SIGKILLed daemon's
 // traffic going on, and --routing none taking ours away.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { ClusterHarness, pingRun, tcpPeerSeenBy, waitUntil, type ClusterPod } from "./cluster-harness.js";
@@ -79,10 +79,14 @@ describe("a cluster of three daemons from prefix files, --routing auto", () => {
   it("a node removed, re-added and readdressed in the file: the routes follow within a second", async () => {
     const n3 = c.node("n3");
     const n2 = c.node("n2");
+    const vxDev = routeTo("n1", n3.prefixes.v4)!.dev!;
+    const fdb = (): string => execFileSync("bridge", ["-n", c.node("n1").ns.name, "fdb", "show", "dev", vxDev], { encoding: "utf8" });
+    assert.match(fdb(), new RegExp(`dst ${n3.address.v4.replace(/\./g, "\\.")} `), "a forwarding entry to n3's VTEP");
     let t0 = performance.now();
     c.writeView("n1", (others) => others.filter((o) => o.name !== "n3"));
     const removed = await waitUntil("n3's routes gone from n1", () => !routeTo("n1", n3.prefixes.v4) && !routeTo("n1", n3.prefixes.v6), 1000, t0);
     assert.equal(await ping(podOn("n1").ns.name, podOn("n3").v4), false, "n3's pods are no longer routed from n1");
+    assert.doesNotMatch(fdb(), new RegExp(`dst ${n3.address.v4.replace(/\./g, "\\.")} `), "n3's forwarding entry is gone too");
 
     t0 = performance.now();
     c.writeView("n1");
