@@ -174,7 +174,8 @@ export class NodeRoutes {
           vxlanProblem = (err as Error).message;
         }
       }
-      if (vxlanProblem !== undefined) result.problems.push(`VXLAN device ${this.vx.name}: ${vxlanProblem}`);
+      // Without other nodes nothing needs the device yet: no problem to show (e.g. before the first view).
+      if (vxlanProblem !== undefined && view.nodes.length > 0) result.problems.push(`VXLAN device ${this.vx.name}: ${vxlanProblem}`);
     } else if (await removeDevice(this.h, this.vx.name)) {
       result.changes.removed++;
     }
