@@ -210,16 +210,17 @@ describe("routes between nodes", () => {
     assert.deepEqual({ routes: routeTable(n1), fdb: fdb(n1), neigh: neighbours(n1) }, want);
   });
 
-  it("the device drifted (MTU changed, set down, which flushes its routes and neighbours): fixed in place and refilled", async () => {
+  it("the device drifted (MTU and MAC changed, set down, which flushes its routes and neighbours): fixed in place and refilled", async () => {
     const n1 = topo.node("n1");
     const want = { routes: routeTable(n1), fdb: fdb(n1), neigh: neighbours(n1) };
-    ipBatch(n1.ns.name, ["link set wnvx0 mtu 1400", "link set wnvx0 down"]);
+    ipBatch(n1.ns.name, ["link set wnvx0 mtu 1400 address 02:11:11:11:11:11", "link set wnvx0 down"]);
     assert.notDeepEqual(routeTable(n1), want.routes, "the kernel dropped the routes via the downed device");
     const r = (await applyAll("auto", ["n1"])).get("n1")!;
     assert.equal(r.changes.updated, 1, "the device fixed, not recreated");
     assert.ok(r.changes.added >= 2, JSON.stringify(r.changes));
-    const [link] = ipJson<{ mtu: number; flags: string[] }[]>(["link", "show", "dev", "wnvx0"], n1.ns.name);
+    const [link] = ipJson<{ mtu: number; flags: string[]; address: string }[]>(["link", "show", "dev", "wnvx0"], n1.ns.name);
     assert.equal(link?.mtu, 1450);
+    assert.equal(link?.address, vtepMac("192.0.2.11"), "the VTEP MAC the other nodes derive for n1");
     assert.ok(link?.flags.includes("UP"));
     assert.deepEqual({ routes: routeTable(n1), fdb: fdb(n1), neigh: neighbours(n1) }, want);
     assert.deepEqual(await unreachable(topo), []);
