@@ -10,6 +10,7 @@
 // ever sees what survived.
 
 import { type Family, type Prefix, type Prefixes, addressFamily, canonicalAddress, parsePrefix } from "../ipam/prefix.js";
+import { PrefixIndex } from "./prefix-index.js";
 
 /** Another node, as a source reports it, before validation. */
 export interface RawNode {
@@ -76,47 +77,6 @@ export function allPodPrefixes(view: ClusterView): Prefix[] {
   return out;
 }
 
-interface Taken {
-  prefix: Prefix;
-  owner: string;
-  network: bigint;
-  last: bigint;
-}
-
-/**
- * The prefixes accepted so far, per family, disjoint and sorted by network:
- * whether a new one overlaps any is one binary search (a linear scan made a
- * view of 1 000 nodes cost a third of a second).
- */
-class TakenPrefixes {
-  private readonly lists: Record<Family, Taken[]> = { 4: [], 6: [] };
-
-  /** An accepted prefix that overlaps p, if any. */
-  overlapping(p: Prefix): Taken | undefined {
-    const list = this.lists[p.family];
-    const last = p.last;
-    // The accepted prefix with the largest network not above p's last address:
-    // being disjoint and sorted, if it does not reach p, no other one does.
-    let lo = 0;
-    let hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (list[mid]!.network <= last) lo = mid + 1;
-      else hi = mid;
-    }
-    const c = list[lo - 1];
-    return c !== undefined && c.last >= p.network ? c : undefined;
-  }
-
-  /** Adds p (which must overlap nothing accepted). */
-  add(p: Prefix, owner: string): void {
-    const list = this.lists[p.family];
-    let i = list.length;
-    while (i > 0 && list[i - 1]!.network > p.network) i--;
-    list.splice(i, 0, { prefix: p, owner, network: p.network, last: p.last });
-  }
-}
-
 /** Parses ≤1 prefix per family; throws an Error saying what is wrong. */
 function parseNodePrefixes(texts: readonly string[], what: string): Prefixes {
   const out: Prefixes = {};
@@ -174,7 +134,7 @@ export function buildView(raw: RawView): ClusterView {
   }
 
   const nodes: ClusterNode[] = [];
-  const taken = new TakenPrefixes();
+  const taken = new PrefixIndex<string>();
   if (prefixes?.v4) taken.add(prefixes.v4, self);
   if (prefixes?.v6) taken.add(prefixes.v6, self);
   const seen = new Set<string>();
@@ -204,7 +164,7 @@ export function buildView(raw: RawView): ClusterView {
     }
     const clash = [node.prefixes.v4, node.prefixes.v6]
       .filter((p): p is Prefix => p !== undefined)
-      .map((p) => ({ p, t: taken.overlapping(p) }))
+      .map((p) => ({ p, t: taken.findOverlap(p) }))
       .find((x) => x.t !== undefined);
     if (clash) {
       problems.push(`node ${n.name} refused: its pod prefix ${clash.p.text} overlaps ${clash.t!.prefix.text} of ${clash.t!.owner}; not routed`);
