@@ -56,6 +56,9 @@ describe("defaults and flags", () => {
       metricsAddress: undefined,
       socketGroup: undefined,
       cniStateFile: undefined,
+      masquerade: true,
+      clusterCidrs: [],
+      noMasqueradeCidrs: [],
       configFile: undefined,
     });
   });
@@ -74,6 +77,10 @@ describe("defaults and flags", () => {
       "--metrics-address", "[::1]:9650",
       "--socket-group", "containerd",
       "--cni-state-file=/var/lib/workloadnet/cni.json",
+      "--masquerade=false",
+      "--cluster-cidr", "10.88.0.0/16",
+      "--cluster-cidr=fd00:88::/48",
+      "--no-masquerade-cidr", "192.168.0.0/16",
     ]);
     assert.deepEqual(config, {
       socketPath: "/run/wl/api.sock",
@@ -88,8 +95,21 @@ describe("defaults and flags", () => {
       metricsAddress: { host: "::1", port: 9650 },
       socketGroup: 1234,
       cniStateFile: "/var/lib/workloadnet/cni.json",
+      masquerade: false,
+      clusterCidrs: ["10.88.0.0/16", "fd00:88::/48"],
+      noMasqueradeCidrs: ["192.168.0.0/16"],
       configFile: undefined,
     });
+  });
+
+  test("masquerade and its exemptions: a boolean, and repeatable prefixes from flags, environment and file", () => {
+    assert.equal(parse(["--masquerade", "false"]).masquerade, false);
+    assert.equal(parse([], { WORKLOADNETD_MASQUERADE: "false" }).masquerade, false);
+    assert.throws(() => parse(["--masquerade=no"]), (e: Error) => e instanceof ConfigError && e.message === 'invalid --masquerade "no": must be true or false');
+    assert.deepEqual(parse([], { WORKLOADNETD_CLUSTER_CIDR: "10.88.0.0/16, fd00:88::/48" }).clusterCidrs, ["10.88.0.0/16", "fd00:88::/48"]);
+    assert.deepEqual(parse(["--no-masquerade-cidr", "10.0.0.0/8", "--no-masquerade-cidr", "172.16.0.0/12"]).noMasqueradeCidrs, ["10.0.0.0/8", "172.16.0.0/12"]);
+    assert.throws(() => parse(["--cluster-cidr", "10.88.0.1/16"]), (e: Error) => e instanceof ConfigError && /invalid --cluster-cidr "10\.88\.0\.1\/16": .*host bits set/.test(e.message));
+    assert.throws(() => parse(["--no-masquerade-cidr", "nonsense"]), (e: Error) => e instanceof ConfigError && e.message.startsWith('invalid --no-masquerade-cidr "nonsense"'));
   });
 
   test("the last of a repeated flag wins", () => {
@@ -250,6 +270,9 @@ describe("config file", () => {
       metricsAddress: { host: "127.0.0.1", port: 9650 },
       socketGroup: 1234,
       cniStateFile: "/var/lib/wl/cni.json",
+      masquerade: true,
+      clusterCidrs: [],
+      noMasqueradeCidrs: [],
       configFile: "/etc/wl.json",
     });
     const overridden = parse(["--config", "/etc/wl.json", "--mtu", "9000", "--ipv4-prefix", "10.1.0.0/16"], {}, file);

@@ -12,6 +12,7 @@ import { execFileSync } from "node:child_process";
 import { isAbsolute } from "node:path";
 import { isIPv4, isIPv6 } from "node:net";
 import { Command, CommanderError, Option } from "commander";
+import { parsePrefix } from "../ipam/prefix.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -40,6 +41,12 @@ export interface DaemonConfig {
   socketGroup: number | undefined;
   /** The CNI plugin's records of its attachments (absolute path); default: beside the socket. */
   cniStateFile: string | undefined;
+  /** Masquerade pod traffic to destinations outside the cluster's pod prefixes. */
+  masquerade: boolean;
+  /** The cluster's pod prefixes (every node's), besides this node's own: never masqueraded. */
+  clusterCidrs: string[];
+  /** More destinations that keep the pod's address. */
+  noMasqueradeCidrs: string[];
   /** The config file that was read, if any. */
   configFile: string | undefined;
 }
@@ -104,6 +111,11 @@ interface Setting<K extends keyof DaemonConfig> {
   description: string;
   /** Validates a raw value (flag/env: string; file: any JSON value); throws Invalid. */
   parse: (raw: Raw, ctx: Required<ParseConfigOptions>) => DaemonConfig[K];
+  /**
+   * The flag may be given several times (raw: an array of strings); in the
+   * environment the values are separated by commas, in the file a JSON array.
+   */
+  repeatable?: true;
 }
 
 /** A validation failure; turned into a ConfigError naming where the value came from. */
@@ -192,6 +204,29 @@ const SETTINGS = [
     parse: (raw) => absolutePath(raw),
   }),
   setting({
+    key: "masquerade",
+    field: "masquerade",
+    argName: "bool",
+    description: "true|false: pod traffic to destinations outside the cluster's pod prefixes leaves with the node's address (default: true)",
+    parse: (raw) => bool(raw),
+  }),
+  setting({
+    key: "cluster-cidr",
+    field: "clusterCidrs",
+    argName: "cidr",
+    description: "a pod prefix of the cluster (all nodes'), repeatable: traffic to it keeps the pod's address",
+    parse: (raw) => cidrList(raw),
+    repeatable: true,
+  }),
+  setting({
+    key: "no-masquerade-cidr",
+    field: "noMasqueradeCidrs",
+    argName: "cidr",
+    description: "a destination prefix never masqueraded, repeatable",
+    parse: (raw) => cidrList(raw),
+    repeatable: true,
+  }),
+  setting({
     key: "socket-group",
     field: "socketGroup",
     argName: "name-or-gid",
@@ -257,6 +292,29 @@ function oneOf<T extends string>(raw: Raw, allowed: readonly T[]): T {
   const found = allowed.find((a) => a === raw);
   if (found === undefined) throw new Invalid(`must be one of ${allowed.join(", ")}`);
   return found;
+}
+
+function bool(raw: Raw): boolean {
+  if (raw === true || raw === "true") return true;
+  if (raw === false || raw === "false") return false;
+  throw new Invalid("must be true or false");
+}
+
+/** Prefixes of either family (host bits must be zero, as the kernel's sets need). */
+function cidrList(raw: Raw): string[] {
+  const items = typeof raw === "string" ? [raw] : Array.isArray(raw) ? raw : undefined;
+  if (items === undefined) throw new Invalid("must be a list of prefixes such as 10.0.0.0/8");
+  return items.map((item) => {
+    if (typeof item !== "string") throw new Invalid("must be a list of prefixes such as 10.0.0.0/8");
+    const problem = checkCidrSyntax(item, item.includes(":") ? 6 : 4);
+    if (problem !== undefined) throw new Invalid(`${JSON.stringify(item)} ${problem}`);
+    try {
+      parsePrefix(item);
+    } catch (err) {
+      throw new Invalid(`${JSON.stringify(item)}: ${(err as Error).message}`);
+    }
+    return item;
+  });
 }
 
 function logLevel(raw: Raw): LogLevel {
@@ -358,6 +416,13 @@ function kebab(camel: string): string {
   return camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`).replace(/_/g, "-");
 }
 
+/** An option that takes a value; one named --no-… is not commander's negation of another. */
+function valueOption(key: string, argName = "x", description?: string): Option {
+  const option = new Option(`--${key} <${argName}>`, description);
+  option.negate = false;
+  return option;
+}
+
 function buildCommand(): Command {
   const cmd = new Command("workloadnetd")
     .description("Workload networking daemon: serves the WorkloadNetworking gRPC API on a unix socket.")
@@ -365,7 +430,11 @@ function buildCommand(): Command {
     .allowUnknownOption(false)
     .exitOverride()
     .addOption(new Option(`--${CONFIG_KEY} <file>`, "JSON file with settings; flags and environment override it"));
-  for (const s of SETTINGS) cmd.addOption(new Option(`--${s.key} <${s.argName}>`, s.description));
+  for (const s of SETTINGS) {
+    const option = valueOption(s.key, s.argName, s.description);
+    if ("repeatable" in s) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+    cmd.addOption(option);
+  }
   cmd.addHelpText(
     "after",
     [
@@ -440,8 +509,15 @@ export function parseConfig(
     }
     throw err;
   }
-  const flags = cmd.opts<Record<string, string | undefined>>();
-  const flagValue = (key: string): string | undefined => flags[new Option(`--${key} <x>`).attributeName()];
+  const flags = cmd.opts<Record<string, string | string[] | undefined>>();
+  const flagValue = (key: string): string | undefined => {
+    const v = flags[valueOption(key).attributeName()];
+    return Array.isArray(v) ? v.join(",") : v;
+  };
+  const flagValues = (key: string): string[] | undefined => {
+    const v = flags[valueOption(key).attributeName()];
+    return v === undefined ? undefined : Array.isArray(v) ? v : [v];
+  };
 
   // Environment: empty means unset; unknown WORKLOADNETD_* names are typos.
   const envKeys = new Map<string, string>();
@@ -480,6 +556,9 @@ export function parseConfig(
     metricsAddress: undefined,
     socketGroup: undefined,
     cniStateFile: undefined,
+    masquerade: true,
+    clusterCidrs: [],
+    noMasqueradeCidrs: [],
     configFile,
   };
   for (const s of SETTINGS) {
@@ -487,10 +566,11 @@ export function parseConfig(
     let label: string;
     const fromFlag = flagValue(s.key);
     if (fromFlag !== undefined) {
-      raw = fromFlag;
-      label = `invalid --${s.key} ${show(raw)}`;
+      raw = "repeatable" in s ? flagValues(s.key)! : fromFlag;
+      label = `invalid --${s.key} ${show(fromFlag)}`;
     } else if (envValues.has(s.key)) {
       raw = envValues.get(s.key)!;
+      if ("repeatable" in s) raw = raw.split(",").map((v) => v.trim()).filter((v) => v !== "");
       label = `invalid ${envName(s.key)} ${show(raw)}`;
     } else if (Object.hasOwn(file, s.key)) {
       raw = file[s.key] as Raw;

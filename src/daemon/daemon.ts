@@ -20,6 +20,7 @@ import { AttachmentRegistry } from "../service/registry.js";
 import { WorkloadNetworkingService } from "../service/workload-service.js";
 import { ActiveCalls } from "../service/active-calls.js";
 import { DELETE_ROUNDS, HOST_SOCKETS } from "./kernel-waits.cjs";
+import { NftablesLayer } from "../nftables/layer.js";
 
 export interface DaemonOptions {
   socketPath: string;
@@ -37,7 +38,16 @@ export interface DaemonOptions {
   metricsAddress?: { host: string; port: number };
   /** Records of the CNI plugin's attachments (for GC and DEL); default: beside the socket. */
   cniStateFile?: string;
+  /** Our nftables table: masquerade (default on) and the prefixes that keep pod addresses. */
+  egress?: EgressOptions;
   log: Logger;
+}
+
+export interface EgressOptions {
+  masquerade: boolean;
+  /** The cluster's pod prefixes, until the cluster view gives them. */
+  clusterCidrs: readonly string[];
+  noMasqueradeCidrs: readonly string[];
 }
 
 export interface RunningDaemon {
@@ -70,16 +80,28 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const registry = new AttachmentRegistry();
     const report = await recoverFromKernel({ host, ipam, registry, linkGroup: opts.linkGroup, log });
     log.info({ ...report }, "state recovered from the kernel");
+    const egress = opts.egress ?? { masquerade: true, clusterCidrs: [], noMasqueradeCidrs: [] };
+    const nftables = await NftablesLayer.start({ masquerade: egress.masquerade, noMasqueradeCidrs: egress.noMasqueradeCidrs, log });
+    await adoptPublishedPorts(nftables, registry, log);
 
     const prefixSource = await openPrefixSource(opts, log);
     cleanups.push(() => prefixSource.close());
-    const apply = (p: Prefixes | undefined): void => {
-      if (p === undefined) return;
+    // This node's prefixes plus --cluster-cidr, until the cluster view's wiring calls setClusterPrefixes itself.
+    const followPrefixes = (p: Prefixes): Promise<void> => {
+      const own = [p.v4, p.v6].filter((x) => x !== undefined);
+      return Promise.all([nftables.setNodePrefixes(own), nftables.setClusterPrefixes([...own, ...egress.clusterCidrs])]).then(
+        () => undefined,
+        (err: unknown) => log.error({ err: (err as Error).message }, "could not update the masquerade prefix sets"),
+      );
+    };
+    const apply = (p: Prefixes | undefined): Promise<void> => {
+      if (p === undefined) return Promise.resolve();
       ipam.setPrefixes(p);
       log.info({ prefixes: formatPrefixes(p) }, "pod prefixes in use");
+      return followPrefixes(p);
     };
-    apply(prefixSource.current());
-    prefixSource.onChange(apply);
+    await apply(prefixSource.current());
+    prefixSource.onChange((p) => void apply(p));
     prefixSource.onError((message) => log.error({ err: message }, "prefix source error; keeping the last good prefixes"));
 
     // Only when served: the default process metrics watch every garbage collection.
@@ -97,6 +119,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       deferred: opts.detachMode === "deferred",
       ...(metrics ? { metrics } : {}),
       activeCalls,
+      nftables,
     });
     let metricsAddress: string | undefined;
     if (metrics !== undefined && opts.metricsAddress !== undefined) {
@@ -125,6 +148,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await runCleanups(cleanups);
     throw err;
   }
+}
+
+/**
+ * Published ports found in our table: kept for the workloads recovered from
+ * the kernel (their pod address names them), removed for the others.
+ */
+async function adoptPublishedPorts(nftables: NftablesLayer, registry: AttachmentRegistry, log: Logger): Promise<void> {
+  const owners = new Map<string, string>();
+  for (const a of registry.list()) for (const address of a.addresses) owners.set(address, a.workloadId);
+  const adopted = await nftables.adopt(owners);
+  for (const [id, mappings] of adopted.mappings) {
+    const a = registry.get(id);
+    if (a !== undefined) a.portMappings = mappings;
+  }
+  log.info({ workloads: adopted.mappings.size, removed: adopted.removed }, "published ports adopted from the nftables table");
 }
 
 /** Without it Detach still works, answering only once the kernel's delete has. */
