@@ -21,6 +21,7 @@ import { WorkloadNetworkingService } from "../service/workload-service.js";
 import { ActiveCalls } from "../service/active-calls.js";
 import { DELETE_ROUNDS, HOST_SOCKETS } from "./kernel-waits.cjs";
 import { NftablesLayer } from "../nftables/layer.js";
+import { flushConntrackEntries } from "../nftables/conntrack.js";
 
 export interface DaemonOptions {
   socketPath: string;
@@ -81,7 +82,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const report = await recoverFromKernel({ host, ipam, registry, linkGroup: opts.linkGroup, log });
     log.info({ ...report }, "state recovered from the kernel");
     const egress = opts.egress ?? { masquerade: true, clusterCidrs: [], noMasqueradeCidrs: [] };
-    const nftables = await NftablesLayer.start({ masquerade: egress.masquerade, noMasqueradeCidrs: egress.noMasqueradeCidrs, log });
+    const nftables = await NftablesLayer.start({ masquerade: egress.masquerade, noMasqueradeCidrs: egress.noMasqueradeCidrs, log, flushConntrack: flushConntrackEntries });
     await adoptPublishedPorts(nftables, registry, log);
 
     const prefixSource = await openPrefixSource(opts, log);

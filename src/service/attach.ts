@@ -111,7 +111,8 @@ function reservePorts(deps: AttachDeps, workloadId: string, addresses: string[],
   try {
     deps.nftables.reserve(workloadId, entries);
   } catch (err) {
-    if (err instanceof PortConflictError) throw new ServiceError(StatusCode.AlreadyExists, `attach ${workloadId}: ${err.message}`, { cause: err });
+    // Not ALREADY_EXISTS: that says the workload itself is attached (CNI answers it with "try again").
+    if (err instanceof PortConflictError) throw new ServiceError(StatusCode.FailedPrecondition, `attach ${workloadId}: ${err.message}`, { cause: err });
     throw err;
   }
   return entries;
