@@ -38,9 +38,14 @@ export interface Server {
   stop(): void;
 }
 
-/** An HTTP (tcp) or UDP server in `ns` on every address, port `port`; its answer is "TAG saw ADDRESS". */
+/**
+ * An HTTP (tcp) or UDP server in `ns` (a name of `ip netns`, or a namespace
+ * file such as /proc/PID/ns/net) on every address, port `port`; its answer is
+ * "TAG saw ADDRESS".
+ */
 export function serve(ns: string, kind: "tcp" | "udp", port: number, tag: string): Promise<Server> {
-  const child: ChildProcess = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", SERVER, kind, String(port), tag], { stdio: ["ignore", "pipe", "pipe"] });
+  const enter = ns.startsWith("/") ? ["nsenter", `--net=${ns}`] : ["ip", "netns", "exec", ns];
+  const child: ChildProcess = spawn(enter[0]!, [...enter.slice(1), process.execPath, "-e", SERVER, kind, String(port), tag], { stdio: ["ignore", "pipe", "pipe"] });
   return new Promise((resolve, reject) => {
     let err = "";
     const timer = setTimeout(() => {
