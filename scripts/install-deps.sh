@@ -17,6 +17,7 @@ packages=(
   containernetworking-plugins         # ptp + host-local, the benchmark's baseline
   nftables libnftables-dev            # our table (the daemon links libnftables); nft for the tests
   conntrack iptables                  # the tests: conntrack entries, iptables-nft rules that must stay untouched
+  openssl                             # certificates for the Kubernetes API stand-in
 )
 missing=()
 for p in "${packages[@]}"; do
