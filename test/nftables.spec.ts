@@ -233,6 +233,8 @@ describe("published ports and masquerade (one daemon, a small network around it)
     assert.match(tracked(), new RegExp(`src=${v4!.replace(/\./g, "\\.")} `), "the translated flow is tracked");
     server.stop();
     await d.client.detach({ workloadId: "udp1" });
+    // The flush follows the answer (it walks the kernel's whole table): give it a moment.
+    for (let i = 0; i < 50 && tracked().trim() !== ""; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(tracked().trim(), "", "no conntrack entry of the removed mapping");
     assert.doesNotMatch(nft(d.hostNs, ["list", "map", "inet", "workloadnet", "any-v4"]), /6000/);
     assert.doesNotMatch(nft(d.hostNs, ["list", "set", "inet", "workloadnet", "hairpin-v4"]), new RegExp(v4!.replace(/\./g, "\\.")));

@@ -83,6 +83,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     log.info({ ...report }, "state recovered from the kernel");
     const egress = opts.egress ?? { masquerade: true, clusterCidrs: [], noMasqueradeCidrs: [] };
     const nftables = await NftablesLayer.start({ masquerade: egress.masquerade, noMasqueradeCidrs: egress.noMasqueradeCidrs, log, flushConntrack: flushConntrackEntries });
+    cleanups.push(() => nftables.drain());
     await adoptPublishedPorts(nftables, registry, log);
 
     const prefixSource = await openPrefixSource(opts, log);

@@ -63,6 +63,8 @@ export class NftablesLayer {
   private clusterPrefixes: Prefix[] = [];
   /** Prefix set updates, in order: each writes the whole wanted state. */
   private prefixUpdates: Promise<void> = Promise.resolve();
+  /** Conntrack flushes under way, by host port (entryKey): publishing that port again waits for them. */
+  private readonly flushing = new Map<string, Promise<void>>();
 
   private constructor(
     private readonly nft: Nft,
@@ -145,11 +147,22 @@ export class NftablesLayer {
     this.held.delete(workloadId);
   }
 
-  /** One transaction: the reserved entries into the port maps, the pod into the hairpin set. */
+  /**
+   * One transaction: the reserved entries into the port maps, the pod into
+   * the hairpin set. A port whose old connections are still being flushed
+   * waits for that first, so it never reaches the old pod.
+   */
   async publish(workloadId: string): Promise<void> {
     const entries = this.held.get(workloadId);
     if (entries === undefined || entries.length === 0) return;
+    const pending = entries.map((e) => this.flushing.get(entryKey(e))).filter((p) => p !== undefined);
+    if (pending.length > 0) await Promise.all(pending);
     await this.nft.run(addEntryCommands(entries));
+  }
+
+  /** Resolves once every conntrack flush under way is done (the daemon's stop). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.flushing.values()]);
   }
 
   /** The workload's published ports as mappings (for List). */
@@ -158,9 +171,11 @@ export class NftablesLayer {
   }
 
   /**
-   * Removes the workload's entries in one transaction, then the conntrack
-   * entries of the connections they translated, so a port published again
-   * never reaches the old pod. Nothing held: nothing to do.
+   * Removes the workload's entries in one transaction; then, without holding
+   * up the caller, the conntrack entries of the connections they translated
+   * (a walk of the kernel's whole table, tens of milliseconds: see
+   * conntrack.ts), so a port published again never reaches the old pod.
+   * Nothing held: nothing to do.
    */
   async unpublish(workloadId: string): Promise<void> {
     const entries = this.held.get(workloadId);
@@ -173,7 +188,11 @@ export class NftablesLayer {
       await this.deleteWhatRemains(entries, err);
     }
     this.held.delete(workloadId);
-    await this.flush(entries);
+    const done = this.flush(entries);
+    for (const e of entries) this.flushing.set(entryKey(e), done);
+    void done.then(() => {
+      for (const e of entries) if (this.flushing.get(entryKey(e)) === done) this.flushing.delete(entryKey(e));
+    });
   }
 
   private async deleteWhatRemains(entries: readonly PortEntry[], first: unknown): Promise<void> {
