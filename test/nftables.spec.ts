@@ -248,6 +248,14 @@ describe("published ports and masquerade (one daemon, a small network around it)
     );
     const ctl = execFileSync(process.execPath, [new URL("../src/cli/workloadnetctl.js", import.meta.url).pathname, "--socket", d.socketPath, "list"], { encoding: "utf8" });
     assert.match(ctl, /^web1\t\S+\t\S+ \S+\t(tcp 8080 -> 80, udp 5353 -> 53|udp 5353 -> 53, tcp 8080 -> 80)$/m);
+    // workloadnetctl attach -p, as podman's -p.
+    const pod = d.pod();
+    const ctlJs = new URL("../src/cli/workloadnetctl.js", import.meta.url).pathname;
+    execFileSync(process.execPath, [ctlJs, "--socket", d.socketPath, "attach", "ctl1", pod.path, "-p", "198.51.100.1:8095:80/udp", "-p", "8096:81"], { encoding: "utf8" });
+    const listed = execFileSync(process.execPath, [ctlJs, "--socket", d.socketPath, "--json", "list"], { encoding: "utf8" });
+    const ctl1 = listed.trim().split("\n").map((l) => JSON.parse(l) as { workloadId: string; portMappings: Mapping[] }).find((a) => a.workloadId === "ctl1");
+    assert.deepEqual(ctl1?.portMappings.map((m) => `${m.protocol} ${m.hostIp || "*"}:${m.hostPort} -> ${m.containerPort}`).sort(), ["tcp *:8096 -> 81", "udp 198.51.100.1:8095 -> 80"]);
+    await d.client.detach({ workloadId: "ctl1" });
   });
 
   it("SIGKILL and restart: mappings keep working, those of a workload removed meanwhile are gone, iptables-nft rules untouched", async () => {

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { createCniEndpoint, defaultCniStateFile } from "../cni/endpoint.js";
 import { Ipam } from "../ipam/allocator.js";
 import { FilePrefixSource } from "../ipam/file-source.js";
-import { formatPrefixes, type Prefixes } from "../ipam/prefix.js";
+import { formatPrefixes, parsePrefix, type Prefixes } from "../ipam/prefix.js";
 import type { PrefixSource } from "../ipam/prefix-source.js";
 import { StaticPrefixSource } from "../ipam/static-source.js";
 import { createMetrics } from "../metrics/metrics.js";
@@ -89,8 +89,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const prefixSource = await openPrefixSource(opts, log);
     cleanups.push(() => prefixSource.close());
     // This node's prefixes plus --cluster-cidr, until the cluster view's wiring calls setClusterPrefixes itself.
+    // Workloads keep their addresses when the prefixes change: those outside the new ones count as ours too.
     const followPrefixes = (p: Prefixes): Promise<void> => {
-      const own = [p.v4, p.v6].filter((x) => x !== undefined);
+      const kept = registry
+        .list()
+        .flatMap((a) => a.addresses)
+        .filter((a) => !(p.v4?.contains(a) || p.v6?.contains(a)))
+        .map((a) => parsePrefix(a.includes(":") ? `${a}/128` : `${a}/32`));
+      const own = [p.v4, p.v6].filter((x) => x !== undefined).concat(kept);
       return Promise.all([nftables.setNodePrefixes(own), nftables.setClusterPrefixes([...own, ...egress.clusterCidrs])]).then(
         () => undefined,
         (err: unknown) => log.error({ err: (err as Error).message }, "could not update the masquerade prefix sets"),
