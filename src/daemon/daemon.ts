@@ -97,7 +97,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         .filter((a) => !(p.v4?.contains(a) || p.v6?.contains(a)))
         .map((a) => parsePrefix(a.includes(":") ? `${a}/128` : `${a}/32`));
       const own = [p.v4, p.v6].filter((x) => x !== undefined).concat(kept);
-      return Promise.all([nftables.setNodePrefixes(own), nftables.setClusterPrefixes([...own, ...egress.clusterCidrs])]).then(
+      return nftables.setPrefixes(own, [...own, ...egress.clusterCidrs]).then(
         () => undefined,
         (err: unknown) => log.error({ err: (err as Error).message }, "could not update the masquerade prefix sets"),
       );

@@ -15,7 +15,7 @@ import {
   deleteEntryCommands,
   deleteHairpinCommand,
   HAIRPIN_SETS,
-  listSetCommand,
+  LIST_TABLE,
   parseHairpinSet,
   parsePortMap,
   PORT_MAPS,
@@ -92,11 +92,12 @@ export class NftablesLayer {
    * daemon was down, and are removed with their conntrack entries.
    */
   async adopt(owners: ReadonlyMap<string, string>): Promise<AdoptReport> {
+    const table = await this.nft.list(LIST_TABLE);
     const found: PortEntry[] = [];
-    for (const name of PORT_MAPS) found.push(...parsePortMap(name, await this.nft.list(listSetCommand(name))));
+    for (const name of PORT_MAPS) found.push(...parsePortMap(name, table));
     const hairpins: { family: 4 | 6; address: string }[] = [];
     for (const name of HAIRPIN_SETS) {
-      for (const address of parseHairpinSet(await this.nft.list(listSetCommand(name)))) hairpins.push({ family: name.endsWith("v6") ? 6 : 4, address });
+      for (const address of parseHairpinSet(name, table)) hairpins.push({ family: name.endsWith("v6") ? 6 : 4, address });
     }
     const stale: PortEntry[] = [];
     for (const e of found) {
@@ -196,10 +197,11 @@ export class NftablesLayer {
   }
 
   private async deleteWhatRemains(entries: readonly PortEntry[], first: unknown): Promise<void> {
+    const table = await this.nft.list(LIST_TABLE);
     const present = new Set<string>();
-    for (const name of PORT_MAPS) for (const e of parsePortMap(name, await this.nft.list(listSetCommand(name)))) present.add(entryKey(e));
+    for (const name of PORT_MAPS) for (const e of parsePortMap(name, table)) present.add(entryKey(e));
     const hairpins = new Set<string>();
-    for (const name of HAIRPIN_SETS) for (const a of parseHairpinSet(await this.nft.list(listSetCommand(name)))) hairpins.add(a);
+    for (const name of HAIRPIN_SETS) for (const a of parseHairpinSet(name, table)) hairpins.add(a);
     const remaining = entries.filter((e) => present.has(entryKey(e)));
     const cmds = deleteEntryCommands(remaining).filter((c) => !c.includes(" hairpin-v"));
     for (const e of entries) {
@@ -238,6 +240,13 @@ export class NftablesLayer {
    */
   setClusterPrefixes(prefixes: readonly (Prefix | string)[]): Promise<void> {
     this.clusterPrefixes = prefixes.map(toPrefix);
+    return this.writePrefixSets();
+  }
+
+  /** Both at once, in one transaction. */
+  setPrefixes(node: readonly (Prefix | string)[], cluster: readonly (Prefix | string)[]): Promise<void> {
+    this.nodePrefixes = node.map(toPrefix);
+    this.clusterPrefixes = cluster.map(toPrefix);
     return this.writePrefixSets();
   }
 

@@ -101,7 +101,8 @@ describe("table commands", () => {
     const hairpin = { nftables: [{ set: { name: "hairpin-v4", elem: [{ concat: ["10.88.0.2", "10.88.0.2"] }] } }] };
     assert.deepEqual(parsePortMap("any-v4", any), [{ family: 4, protocol: "udp", hostPort: 53, podAddress: "10.88.0.2", containerPort: 53 }]);
     assert.deepEqual(parsePortMap("hostip-v6", specific), [{ family: 6, protocol: "sctp", hostPort: 8080, hostIp: "2001:db8::1", podAddress: "fd00:88::3", containerPort: 80 }]);
-    assert.deepEqual(parseHairpinSet(hairpin), ["10.88.0.2"]);
+    assert.deepEqual(parseHairpinSet("hairpin-v4", hairpin), ["10.88.0.2"]);
+    assert.deepEqual(parseHairpinSet("hairpin-v6", hairpin), []);
     assert.deepEqual(parsePortMap("any-v6", { nftables: [{ map: { name: "any-v6" } }] }), []);
   });
 });

@@ -133,23 +133,22 @@ function hairpinAddresses(entries: readonly PortEntry[]): { family: Family; addr
   return [...seen].map(([address, family]) => ({ address, family }));
 }
 
-export function listSetCommand(name: string): string {
-  return `list ${(PORT_MAPS as readonly string[]).includes(name) ? "map" : "set"} ${T} ${name}`;
-}
-
 // ---------------------------------------------------------------------------
 // Reading elements back (nft's JSON output)
 
 type Json = unknown;
 
-function elementsOf(listing: Json, kind: "map" | "set"): Json[] {
+/** The elements of the set or map `name` in a listing (of it alone, or of the whole table). */
+function elementsOf(listing: Json, kind: "map" | "set", name: string): Json[] {
   const items = (listing as { nftables?: Json[] }).nftables ?? [];
   for (const item of items) {
-    const obj = (item as Record<string, Json>)[kind] as { elem?: Json[] } | undefined;
-    if (obj !== undefined) return obj.elem ?? [];
+    const obj = (item as Record<string, Json>)[kind] as { name?: string; elem?: Json[] } | undefined;
+    if (obj !== undefined && obj.name === name) return obj.elem ?? [];
   }
   return [];
 }
+
+export const LIST_TABLE = `list table ${T}`;
 
 function concat(v: Json): Json[] {
   const c = (v as { concat?: Json[] })?.concat;
@@ -173,7 +172,7 @@ function protocolFromJson(v: Json): Protocol {
 export function parsePortMap(name: (typeof PORT_MAPS)[number], listing: Json): PortEntry[] {
   const family: Family = name.endsWith("v6") ? 6 : 4;
   const specific = name.startsWith("hostip");
-  return elementsOf(listing, "map").map((el) => {
+  return elementsOf(listing, "map", name).map((el) => {
     const [key, value] = el as [Json, Json];
     const k = concat(key);
     const v = concat(value);
@@ -190,6 +189,6 @@ export function parsePortMap(name: (typeof PORT_MAPS)[number], listing: Json): P
 }
 
 /** The pod addresses in a hairpin set. */
-export function parseHairpinSet(listing: Json): string[] {
-  return elementsOf(listing, "set").map((el) => String(concat(el)[0]));
+export function parseHairpinSet(name: (typeof HAIRPIN_SETS)[number], listing: Json): string[] {
+  return elementsOf(listing, "set", name).map((el) => String(concat(el)[0]));
 }
