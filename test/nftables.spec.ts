@@ -7,7 +7,10 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { DaemonHarness, DEFAULT_ARGS, ipFromBytes } from "./daemon-harness.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DaemonHarness, DEFAULT_ARGS, ipFromBytes, writeFileAtomic } from "./daemon-harness.js";
 import { ask, serve, tryAsk, type Server } from "./net-probe.js";
 import { assertSandbox, createNamespace, ip, type PodNamespace } from "./sandbox.js";
 
@@ -297,5 +300,34 @@ describe("published ports and masquerade (one daemon, a small network around it)
     assert.equal(await ask(pod.name, "tcp", OUTSIDE_V4, 9000), `outside saw ${v4}`);
     await d.client.detach({ workloadId: "egress2" });
     assert.equal(rulesetOutsideOurs(d.hostNs), iptablesBefore, "nothing outside our table changed");
+  });
+});
+
+describe("the masquerade sets follow the node's prefixes", () => {
+  it("a prefix change rewrites set elements only (the rules keep their handles); workloads keeping old addresses stay masquerade sources", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "workloadnet-nft-"));
+    const file = join(dir, "prefixes.json");
+    writeFileAtomic(file, JSON.stringify({ ipv4: "10.89.0.0/24", ipv6: "fd00:89::/64" }));
+    const d = await DaemonHarness.start({ args: ["--prefix-file", file, "--no-masquerade-cidr", "192.168.0.0/16", "--cluster-cidr", "10.0.0.0/8"] });
+    t.after(async () => {
+      await d.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const set = (name: string): string => nft(d.hostNs, ["list", "set", "inet", "workloadnet", name]);
+    const handles = (): string => nft(d.hostNs, ["-a", "list", "chain", "inet", "workloadnet", "egress"]);
+    assert.match(set("pod-v4"), /elements = \{ 10\.89\.0\.0\/24 \}/);
+    // 10.89.0.0/24 lies inside 10.0.0.0/8: one interval.
+    assert.match(set("cluster-v4"), /elements = \{ 10\.0\.0\.0\/8, 192\.168\.0\.0\/16 \}/);
+    assert.match(set("cluster-v6"), /elements = \{ fd00:89::\/64 \}/);
+    const rulesBefore = handles();
+    const pod = d.pod();
+    const [oldV4] = (await d.client.attach({ workloadId: "keeper", netns: { netnsPath: pod.path, ifName: "eth0" } })).ip.map(ipFromBytes);
+
+    writeFileAtomic(file, JSON.stringify({ ipv4: "172.30.0.0/24", ipv6: "fd00:90::/64" }));
+    await d.waitForLog((l) => l.msg === "masquerade prefix sets updated" && JSON.stringify(l.masqueradeSources).includes("172.30.0.0/24"));
+    assert.match(set("pod-v4"), new RegExp(`elements = \\{ (172\\.30\\.0\\.0/24, ${oldV4!.replace(/\./g, "\\.")}|${oldV4!.replace(/\./g, "\\.")}, 172\\.30\\.0\\.0/24) \\}`));
+    assert.match(set("cluster-v6"), /fd00:90::\/64/);
+    assert.doesNotMatch(set("cluster-v6"), /fd00:89::\/64/);
+    assert.equal(handles(), rulesBefore, "the rules are the same rules");
   });
 });
