@@ -73,12 +73,59 @@ function program(): Command {
 
   cmd
     .command("status")
-    .description("is the daemon ready, with which prefixes")
+    .description("is the daemon ready, with which prefixes; where the cluster view comes from")
     .action(async () => {
       const o = globals();
       const s = await withClient(o, "status", (d) => d.client.status({}));
-      const text = `ready: prefixes ${s.prefixes.join(", ") || "(none)"}; ${s.attached} attached${s.prefixError ? `; prefix source: ${s.prefixError}` : ""}`;
-      print(o.json, { prefixes: s.prefixes, attached: s.attached, prefixError: s.prefixError || undefined }, text);
+      const sourceError = s.sourceError || s.prefixError;
+      const lines = [
+        `ready: prefixes ${s.prefixes.join(", ") || "(none)"}; ${s.attached} attached${sourceError ? `; prefix source: ${sourceError}` : ""}`,
+        // Daemons from before the cluster view leave these empty.
+        ...(s.source
+          ? [
+              `source: ${s.source}${s.nodeName ? `; node ${s.nodeName}` : ""}; last sync ${s.lastSync || "never"}; ${s.nodesKnown} other node${s.nodesKnown === 1 ? "" : "s"}; routing ${s.routing || "none"}`,
+            ]
+          : []),
+        ...s.problems.map((p) => `problem: ${p}`),
+      ];
+      print(
+        o.json,
+        {
+          prefixes: s.prefixes,
+          attached: s.attached,
+          prefixError: s.prefixError || undefined,
+          source: s.source || undefined,
+          nodeName: s.nodeName || undefined,
+          lastSync: s.lastSync || undefined,
+          sourceError: s.sourceError || undefined,
+          problems: s.problems,
+          nodesKnown: s.nodesKnown,
+          routing: s.routing || undefined,
+        },
+        lines.join("\n"),
+      );
+    });
+
+  cmd
+    .command("nodes")
+    .description("the cluster view: every node, its addresses and pod prefixes, how its pods are routed")
+    .action(async () => {
+      const o = globals();
+      const res = await withClient(o, "nodes", (d) => d.client.nodes({}));
+      if (o.json) {
+        for (const n of res.nodes) {
+          print(true, { node: n.name, self: n.self, addresses: n.addresses, prefixes: n.prefixes, route: n.route, state: n.state, ...(n.message ? { message: n.message } : {}) }, "");
+        }
+        for (const p of res.problems) print(true, { problem: p }, "");
+        return;
+      }
+      const rows = [
+        ["NODE", "ADDRESSES", "PREFIXES", "ROUTE", "STATE"],
+        ...res.nodes.map((n) => [n.name, n.addresses.join(",") || "-", n.prefixes.join(",") || "-", n.route || "-", n.message ? `${n.state}: ${n.message}` : n.state]),
+      ];
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      for (const r of rows) print(false, null, r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+      for (const p of res.problems) print(false, null, `problem: ${p}`);
     });
 
   cmd

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file workload.proto.
  */
 export const file_workload: GenFile = /*@__PURE__*/
-  fileDesc("Cg53b3JrbG9hZC5wcm90bxImbWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMiNgoPTmV0TlNBdHRhY2htZW50EhIKCm5ldG5zX3BhdGgYASABKAkSDwoHaWZfbmFtZRgCIAEoCSK4AQoNQXR0YWNoUmVxdWVzdBITCgt3b3JrbG9hZF9pZBgBIAEoCRJGCgVuZXRucxgCIAEoCzI3Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5ldE5TQXR0YWNobWVudBJKCg1wb3J0X21hcHBpbmdzGAogAygLMjMubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuUG9ydE1hcHBpbmciWwoLUG9ydE1hcHBpbmcSEQoJaG9zdF9wb3J0GAEgASgNEhYKDmNvbnRhaW5lcl9wb3J0GAIgASgNEhAKCHByb3RvY29sGAMgASgJEg8KB2hvc3RfaXAYBCABKAkiUQoOQXR0YWNoUmVzcG9uc2USCgoCaXAYASADKAwSFAoMaG9zdF9pZl9uYW1lGAIgASgJEhAKCGhvc3RfbWFjGAMgASgJEgsKA21hYxgEIAEoCSJsCg1EZXRhY2hSZXF1ZXN0EhMKC3dvcmtsb2FkX2lkGAEgASgJEkYKBW5ldG5zGAIgASgLMjcubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTmV0TlNBdHRhY2htZW50IhAKDkRldGFjaFJlc3BvbnNlIg8KDVN0YXR1c1JlcXVlc3QiSgoOU3RhdHVzUmVzcG9uc2USEAoIcHJlZml4ZXMYASADKAkSEAoIYXR0YWNoZWQYAiABKA0SFAoMcHJlZml4X2Vycm9yGAMgASgJImsKDENoZWNrUmVxdWVzdBITCgt3b3JrbG9hZF9pZBgBIAEoCRJGCgVuZXRucxgCIAEoCzI3Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5ldE5TQXR0YWNobWVudCIPCg1DaGVja1Jlc3BvbnNlIo8BCgpBdHRhY2htZW50EhMKC3dvcmtsb2FkX2lkGAEgASgJEgoKAmlwGAIgAygMEhQKDGhvc3RfaWZfbmFtZRgDIAEoCRJKCg1wb3J0X21hcHBpbmdzGAQgAygLMjMubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuUG9ydE1hcHBpbmciDQoLTGlzdFJlcXVlc3QiVwoMTGlzdFJlc3BvbnNlEkcKC2F0dGFjaG1lbnRzGAEgAygLMjIubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuQXR0YWNobWVudCImCglHQ1JlcXVlc3QSGQoRa2VlcF93b3JrbG9hZF9pZHMYASADKAkiKgoKR0NSZXNwb25zZRIcChRyZW1vdmVkX3dvcmtsb2FkX2lkcxgBIAMoCTLVBQoSV29ya2xvYWROZXR3b3JraW5nEncKBkF0dGFjaBI1Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkF0dGFjaFJlcXVlc3QaNi5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5BdHRhY2hSZXNwb25zZRJ3CgZEZXRhY2gSNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5EZXRhY2hSZXF1ZXN0GjYubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuRGV0YWNoUmVzcG9uc2USdwoGU3RhdHVzEjUubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuU3RhdHVzUmVxdWVzdBo2Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLlN0YXR1c1Jlc3BvbnNlEnQKBUNoZWNrEjQubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuQ2hlY2tSZXF1ZXN0GjUubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuQ2hlY2tSZXNwb25zZRJxCgRMaXN0EjMubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTGlzdFJlcXVlc3QaNC5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5MaXN0UmVzcG9uc2USawoCR0MSMS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5HQ1JlcXVlc3QaMi5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5HQ1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Cg53b3JrbG9hZC5wcm90bxImbWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMiNgoPTmV0TlNBdHRhY2htZW50EhIKCm5ldG5zX3BhdGgYASABKAkSDwoHaWZfbmFtZRgCIAEoCSK4AQoNQXR0YWNoUmVxdWVzdBITCgt3b3JrbG9hZF9pZBgBIAEoCRJGCgVuZXRucxgCIAEoCzI3Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5ldE5TQXR0YWNobWVudBJKCg1wb3J0X21hcHBpbmdzGAogAygLMjMubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuUG9ydE1hcHBpbmciWwoLUG9ydE1hcHBpbmcSEQoJaG9zdF9wb3J0GAEgASgNEhYKDmNvbnRhaW5lcl9wb3J0GAIgASgNEhAKCHByb3RvY29sGAMgASgJEg8KB2hvc3RfaXAYBCABKAkiUQoOQXR0YWNoUmVzcG9uc2USCgoCaXAYASADKAwSFAoMaG9zdF9pZl9uYW1lGAIgASgJEhAKCGhvc3RfbWFjGAMgASgJEgsKA21hYxgEIAEoCSJsCg1EZXRhY2hSZXF1ZXN0EhMKC3dvcmtsb2FkX2lkGAEgASgJEkYKBW5ldG5zGAIgASgLMjcubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTmV0TlNBdHRhY2htZW50IhAKDkRldGFjaFJlc3BvbnNlIg8KDVN0YXR1c1JlcXVlc3QizgEKDlN0YXR1c1Jlc3BvbnNlEhAKCHByZWZpeGVzGAEgAygJEhAKCGF0dGFjaGVkGAIgASgNEhQKDHByZWZpeF9lcnJvchgDIAEoCRIOCgZzb3VyY2UYBCABKAkSEQoJbGFzdF9zeW5jGAUgASgJEhQKDHNvdXJjZV9lcnJvchgGIAEoCRIQCghwcm9ibGVtcxgHIAMoCRITCgtub2Rlc19rbm93bhgIIAEoDRIRCglub2RlX25hbWUYCSABKAkSDwoHcm91dGluZxgKIAEoCSJrCgxDaGVja1JlcXVlc3QSEwoLd29ya2xvYWRfaWQYASABKAkSRgoFbmV0bnMYAiABKAsyNy5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5OZXROU0F0dGFjaG1lbnQiDwoNQ2hlY2tSZXNwb25zZSKPAQoKQXR0YWNobWVudBITCgt3b3JrbG9hZF9pZBgBIAEoCRIKCgJpcBgCIAMoDBIUCgxob3N0X2lmX25hbWUYAyABKAkSSgoNcG9ydF9tYXBwaW5ncxgEIAMoCzIzLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLlBvcnRNYXBwaW5nIg0KC0xpc3RSZXF1ZXN0IlcKDExpc3RSZXNwb25zZRJHCgthdHRhY2htZW50cxgBIAMoCzIyLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkF0dGFjaG1lbnQiJgoJR0NSZXF1ZXN0EhkKEWtlZXBfd29ya2xvYWRfaWRzGAEgAygJIioKCkdDUmVzcG9uc2USHAoUcmVtb3ZlZF93b3JrbG9hZF9pZHMYASADKAkiDgoMTm9kZXNSZXF1ZXN0InYKBE5vZGUSDAoEbmFtZRgBIAEoCRIRCglhZGRyZXNzZXMYAiADKAkSEAoIcHJlZml4ZXMYAyADKAkSDQoFcm91dGUYBCABKAkSDQoFc3RhdGUYBSABKAkSDwoHbWVzc2FnZRgGIAEoCRIMCgRzZWxmGAcgASgIIl4KDU5vZGVzUmVzcG9uc2USOwoFbm9kZXMYASADKAsyLC5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5Ob2RlEhAKCHByb2JsZW1zGAIgAygJMssGChJXb3JrbG9hZE5ldHdvcmtpbmcSdwoGQXR0YWNoEjUubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuQXR0YWNoUmVxdWVzdBo2Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkF0dGFjaFJlc3BvbnNlEncKBkRldGFjaBI1Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkRldGFjaFJlcXVlc3QaNi5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5EZXRhY2hSZXNwb25zZRJ3CgZTdGF0dXMSNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5TdGF0dXNSZXF1ZXN0GjYubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuU3RhdHVzUmVzcG9uc2USdAoFQ2hlY2sSNC5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5DaGVja1JlcXVlc3QaNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5DaGVja1Jlc3BvbnNlEnEKBExpc3QSMy5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5MaXN0UmVxdWVzdBo0Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkxpc3RSZXNwb25zZRJrCgJHQxIxLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkdDUmVxdWVzdBoyLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkdDUmVzcG9uc2USdAoFTm9kZXMSNC5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5Ob2Rlc1JlcXVlc3QaNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5Ob2Rlc1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message metropolis.node.core.network.workloads.NetNSAttachment
@@ -223,11 +223,63 @@ export type StatusResponse = Message<"metropolis.node.core.network.workloads.Sta
 
   /**
    * Set when the prefix source has a problem (e.g. the prefix file became
-   * invalid) while the last good prefixes stay in use.
+   * invalid) while the last good prefixes stay in use. The same text as
+   * source_error, kept for clients that read this field.
    *
    * @generated from field: string prefix_error = 3;
    */
   prefixError: string;
+
+  /**
+   * Where the cluster view comes from: "static", "file" or "kubernetes".
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+
+  /**
+   * When the source last read its backend successfully (RFC 3339, UTC);
+   * empty before the first time.
+   *
+   * @generated from field: string last_sync = 5;
+   */
+  lastSync: string;
+
+  /**
+   * Why the source is not (or no longer) up to date, e.g. the API server is
+   * unreachable; the last view stays in force meanwhile. Empty while all is well.
+   *
+   * @generated from field: string source_error = 6;
+   */
+  sourceError: string;
+
+  /**
+   * Nodes (or entries) skipped or refused by validation, one sentence each.
+   *
+   * @generated from field: repeated string problems = 7;
+   */
+  problems: string[];
+
+  /**
+   * Other nodes in the view.
+   *
+   * @generated from field: uint32 nodes_known = 8;
+   */
+  nodesKnown: number;
+
+  /**
+   * This node's name, when the source knows it.
+   *
+   * @generated from field: string node_name = 9;
+   */
+  nodeName: string;
+
+  /**
+   * --routing: "auto", "direct", "vxlan" or "none".
+   *
+   * @generated from field: string routing = 10;
+   */
+  routing: string;
 };
 
 /**
@@ -371,6 +423,105 @@ export const GCResponseSchema: GenMessage<GCResponse> = /*@__PURE__*/
   messageDesc(file_workload, 14);
 
 /**
+ * @generated from message metropolis.node.core.network.workloads.NodesRequest
+ */
+export type NodesRequest = Message<"metropolis.node.core.network.workloads.NodesRequest"> & {
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.NodesRequest.
+ * Use `create(NodesRequestSchema)` to create a new message.
+ */
+export const NodesRequestSchema: GenMessage<NodesRequest> = /*@__PURE__*/
+  messageDesc(file_workload, 15);
+
+/**
+ * @generated from message metropolis.node.core.network.workloads.Node
+ */
+export type Node = Message<"metropolis.node.core.network.workloads.Node"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Internal addresses, IPv4 first.
+   *
+   * @generated from field: repeated string addresses = 2;
+   */
+  addresses: string[];
+
+  /**
+   * Pod prefixes.
+   *
+   * @generated from field: repeated string prefixes = 3;
+   */
+  prefixes: string[];
+
+  /**
+   * How its pods are reached: "local" (this node), "direct", "vxlan", "none"
+   * (routed by someone else), or empty when not (yet) routed.
+   *
+   * @generated from field: string route = 4;
+   */
+  route: string;
+
+  /**
+   * "ok", "pending" or "error".
+   *
+   * @generated from field: string state = 5;
+   */
+  state: string;
+
+  /**
+   * What is wrong, when state is "error" (or why it is pending).
+   *
+   * @generated from field: string message = 6;
+   */
+  message: string;
+
+  /**
+   * True for this node.
+   *
+   * @generated from field: bool self = 7;
+   */
+  self: boolean;
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.Node.
+ * Use `create(NodeSchema)` to create a new message.
+ */
+export const NodeSchema: GenMessage<Node> = /*@__PURE__*/
+  messageDesc(file_workload, 16);
+
+/**
+ * @generated from message metropolis.node.core.network.workloads.NodesResponse
+ */
+export type NodesResponse = Message<"metropolis.node.core.network.workloads.NodesResponse"> & {
+  /**
+   * This node first, then the others by name.
+   *
+   * @generated from field: repeated metropolis.node.core.network.workloads.Node nodes = 1;
+   */
+  nodes: Node[];
+
+  /**
+   * Nodes (or entries) skipped or refused by validation, one sentence each.
+   *
+   * @generated from field: repeated string problems = 2;
+   */
+  problems: string[];
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.NodesResponse.
+ * Use `create(NodesResponseSchema)` to create a new message.
+ */
+export const NodesResponseSchema: GenMessage<NodesResponse> = /*@__PURE__*/
+  messageDesc(file_workload, 17);
+
+/**
  * @generated from service metropolis.node.core.network.workloads.WorkloadNetworking
  */
 export const WorkloadNetworking: GenService<{
@@ -434,6 +585,16 @@ export const WorkloadNetworking: GenService<{
     methodKind: "unary";
     input: typeof GCRequestSchema;
     output: typeof GCResponseSchema;
+  },
+  /**
+   * The cluster view: this node and every other node, with how its pods are routed.
+   *
+   * @generated from rpc metropolis.node.core.network.workloads.WorkloadNetworking.Nodes
+   */
+  nodes: {
+    methodKind: "unary";
+    input: typeof NodesRequestSchema;
+    output: typeof NodesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_workload, 0);

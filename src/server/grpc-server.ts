@@ -13,7 +13,7 @@ import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import * as grpc from "@grpc/grpc-js";
 import type { NetNSAttachment } from "../gen/workload_pb.js";
-import { ServiceError } from "../service/errors.js";
+import { ServiceError, StatusCode } from "../service/errors.js";
 import type { NetnsAttachment, WorkloadService } from "../service/types.js";
 import { PeerAuthorizer, secureSocketDirectory, type AccessDecision, type HandleLike } from "./peer-auth.js";
 import { createSniffingServer } from "./protocol-sniff.js";
@@ -219,7 +219,19 @@ function serviceHandlers(service: WorkloadService, ctx: CallContext): WorkloadNe
     status: unary("Status", ctx, async () => {
       await service.status();
       const d = service.describe?.();
-      return d === undefined ? {} : { prefixes: d.prefixes, attached: d.attached, prefixError: d.prefixError ?? "" };
+      if (d === undefined) return {};
+      return {
+        prefixes: d.prefixes,
+        attached: d.attached,
+        prefixError: d.prefixError ?? "",
+        source: d.source ?? "",
+        lastSync: d.lastSync?.toISOString() ?? "",
+        sourceError: d.sourceError ?? "",
+        problems: d.problems ?? [],
+        nodesKnown: d.nodesKnown ?? 0,
+        nodeName: d.nodeName ?? "",
+        routing: d.routing ?? "",
+      };
     }),
     check: unary("Check", ctx, async (req) => {
       await service.check({ workloadId: req.workloadId, netns: toNetns(req.netns) });
@@ -237,6 +249,11 @@ function serviceHandlers(service: WorkloadService, ctx: CallContext): WorkloadNe
       };
     }),
     gc: unary("GC", ctx, async (req) => ({ removedWorkloadIds: await service.gc(req.keepWorkloadIds) })),
+    nodes: unary("Nodes", ctx, async () => {
+      if (service.nodes === undefined) throw new ServiceError(StatusCode.Unimplemented, "this daemon has no cluster view");
+      const out = await service.nodes();
+      return { nodes: out.nodes.map((n) => ({ ...n, message: n.message ?? "" })), problems: out.problems };
+    }),
   };
 }
 

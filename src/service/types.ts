@@ -30,6 +30,36 @@ export interface StatusDetails {
   prefixes: string[];
   attached: number;
   prefixError?: string;
+  /** "static", "file" or "kubernetes". */
+  source?: string;
+  /** When the source last read its backend successfully. */
+  lastSync?: Date;
+  /** The source's trouble while the last view stays in force (same as prefixError). */
+  sourceError?: string;
+  /** Nodes or entries skipped or refused by validation. */
+  problems?: string[];
+  /** Other nodes in the view. */
+  nodesKnown?: number;
+  nodeName?: string;
+  routing?: string;
+}
+
+/** One node of the cluster view as `workloadnetctl nodes` shows it. */
+export interface NodeInfo {
+  name: string;
+  self: boolean;
+  addresses: string[];
+  prefixes: string[];
+  /** "local", "direct", "vxlan", "none" or "" (not routed yet). */
+  route: string;
+  /** "ok", "pending" or "error". */
+  state: string;
+  message?: string;
+}
+
+export interface NodesOutput {
+  nodes: NodeInfo[];
+  problems: string[];
 }
 
 export interface AttachmentInfo {
@@ -57,4 +87,6 @@ export interface WorkloadService {
   list(): Promise<AttachmentInfo[]>;
   /** Detaches every attachment not in `keep`; returns the ids removed. */
   gc(keep: string[]): Promise<string[]>;
+  /** The cluster view with each node's routing state. */
+  nodes?(): Promise<NodesOutput>;
 }

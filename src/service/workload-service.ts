@@ -3,7 +3,6 @@
 import type { Logger } from "pino";
 import { setImmediate as nextLoopTurn } from "node:timers/promises";
 import type { Ipam } from "../ipam/allocator.js";
-import type { PrefixSource } from "../ipam/prefix-source.js";
 import type { Handle } from "../netlink/handle.js";
 import { attachWorkload } from "./attach.js";
 import { detachWorkload } from "./detach.js";
@@ -12,7 +11,8 @@ import { KeyedMutex } from "./keyed-mutex.js";
 import type { DaemonMetrics } from "../metrics/metrics.js";
 import type { LinkReaper } from "./reaper.js";
 import type { AttachmentRegistry } from "./registry.js";
-import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, StatusDetails, WorkloadService } from "./types.js";
+import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, NodesOutput, StatusDetails, WorkloadService } from "./types.js";
+import type { ClusterView } from "../cluster/view.js";
 import { checkAttachment } from "./check.js";
 import { ActiveCalls } from "./active-calls.js";
 import { HOST_VETH_MAC } from "./constants.js";
@@ -23,7 +23,8 @@ export interface ServiceDeps {
   host: Handle;
   ipam: Ipam;
   registry: AttachmentRegistry;
-  prefixSource: PrefixSource;
+  cluster: ClusterFacts;
+  /** Read on every Attach: the daemon may settle it after start (see daemon.ts). */
   mtu: number;
   linkGroup: number;
   /** Transmit and receive queues of each veth end (see cli/config.ts). */
@@ -37,6 +38,19 @@ export interface ServiceDeps {
   activeCalls?: ActiveCalls;
   /** Our nftables table (published ports); port mappings are refused without it. */
   nftables?: NftablesLayer;
+}
+
+/** What the service reports about the cluster view (the daemon's cluster wiring provides it). */
+export interface ClusterFacts {
+  /** The source's kind: "static", "file" or "kubernetes". */
+  readonly kind: string;
+  /** --routing. */
+  readonly routing: string;
+  view(): ClusterView;
+  lastError(): string | undefined;
+  lastSync(): Date | undefined;
+  /** Every node of the view with its routing state. */
+  nodes(): NodesOutput;
 }
 
 export class WorkloadNetworkingService implements WorkloadService {
@@ -102,7 +116,8 @@ export class WorkloadNetworkingService implements WorkloadService {
 
   async status(): Promise<void> {
     if (!this.deps.ipam.ready()) {
-      const why = this.deps.prefixSource.lastError();
+      // The source's trouble first (it is why nothing arrived); else what the source says is missing.
+      const why = this.deps.cluster.lastError() ?? this.deps.cluster.view().pendingReason;
       throw new ServiceError(StatusCode.Unavailable, `no pod prefixes yet${why ? `: ${why}` : ""}`);
     }
   }
@@ -133,15 +148,28 @@ export class WorkloadNetworkingService implements WorkloadService {
     return removed;
   }
 
-  /** What Status reports in detail: prefixes, counts, and the prefix source's last error. */
+  /** What Status reports in detail: prefixes, counts, and the cluster source's state. */
   describe(): StatusDetails {
     const p = this.deps.ipam.prefixes();
-    const prefixError = this.deps.prefixSource.lastError();
+    const c = this.deps.cluster;
+    const sourceError = c.lastError();
+    const view = c.view();
+    const lastSync = c.lastSync();
     return {
       prefixes: [p.v4?.text, p.v6?.text].filter((x): x is string => x !== undefined),
       attached: this.deps.registry.size,
-      ...(prefixError ? { prefixError } : {}),
+      ...(sourceError ? { prefixError: sourceError, sourceError } : {}),
+      source: c.kind,
+      ...(lastSync ? { lastSync } : {}),
+      problems: [...view.problems],
+      nodesKnown: view.nodes.length,
+      ...(view.nodeName ? { nodeName: view.nodeName } : {}),
+      routing: c.routing,
     };
+  }
+
+  async nodes(): Promise<NodesOutput> {
+    return this.deps.cluster.nodes();
   }
 
   private logCall(op: string, workloadId: string, started: number, fields: Record<string, unknown>, err?: unknown): void {
