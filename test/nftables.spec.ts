@@ -303,12 +303,14 @@ describe("published ports and masquerade (one daemon, a small network around it)
   });
 });
 
-describe("the masquerade sets follow the node's prefixes", () => {
-  it("a prefix change rewrites set elements only (the rules keep their handles); workloads keeping old addresses stay masquerade sources", async (t) => {
+describe("the masquerade sets follow the cluster view", () => {
+  it("a change of the view rewrites set elements only (the rules keep their handles); other nodes' prefixes are exempt; workloads keeping old addresses stay sources", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "workloadnet-nft-"));
     const file = join(dir, "prefixes.json");
-    writeFileAtomic(file, JSON.stringify({ ipv4: "10.89.0.0/24", ipv6: "fd00:89::/64" }));
-    const d = await DaemonHarness.start({ args: ["--prefix-file", file, "--no-masquerade-cidr", "192.168.0.0/16", "--cluster-cidr", "10.0.0.0/8"] });
+    const n2 = { name: "n2", addresses: ["198.51.100.12"], prefixes: ["172.20.2.0/24", "fd00:20:2::/64"] };
+    const n3 = { name: "n3", addresses: ["198.51.100.13"], prefixes: ["172.20.3.0/24"] };
+    writeFileAtomic(file, JSON.stringify({ name: "n1", ipv4: "10.89.0.0/24", ipv6: "fd00:89::/64", nodes: [n2] }));
+    const d = await DaemonHarness.start({ args: ["--prefix-file", file, "--routing", "none", "--no-masquerade-cidr", "192.168.0.0/16", "--cluster-cidr", "10.0.0.0/8"] });
     t.after(async () => {
       await d.cleanup();
       rmSync(dir, { recursive: true, force: true });
@@ -317,17 +319,19 @@ describe("the masquerade sets follow the node's prefixes", () => {
     const handles = (): string => nft(d.hostNs, ["-a", "list", "chain", "inet", "workloadnet", "egress"]);
     assert.match(set("pod-v4"), /elements = \{ 10\.89\.0\.0\/24 \}/);
     // 10.89.0.0/24 lies inside 10.0.0.0/8: one interval.
-    assert.match(set("cluster-v4"), /elements = \{ 10\.0\.0\.0\/8, 192\.168\.0\.0\/16 \}/);
-    assert.match(set("cluster-v6"), /elements = \{ fd00:89::\/64 \}/);
+    assert.match(set("cluster-v4"), /elements = \{ 10\.0\.0\.0\/8, 172\.20\.2\.0\/24,\s+192\.168\.0\.0\/16 \}/);
+    assert.match(set("cluster-v6"), /elements = \{ fd00:20:2::\/64,\s+fd00:89::\/64 \}/);
     const rulesBefore = handles();
     const pod = d.pod();
     const [oldV4] = (await d.client.attach({ workloadId: "keeper", netns: { netnsPath: pod.path, ifName: "eth0" } })).ip.map(ipFromBytes);
 
-    writeFileAtomic(file, JSON.stringify({ ipv4: "172.30.0.0/24", ipv6: "fd00:90::/64" }));
+    writeFileAtomic(file, JSON.stringify({ name: "n1", ipv4: "172.30.0.0/24", ipv6: "fd00:90::/64", nodes: [n3] }));
     await d.waitForLog((l) => l.msg === "masquerade prefix sets updated" && JSON.stringify(l.masqueradeSources).includes("172.30.0.0/24"));
     assert.match(set("pod-v4"), new RegExp(`elements = \\{ (172\\.30\\.0\\.0/24, ${oldV4!.replace(/\./g, "\\.")}|${oldV4!.replace(/\./g, "\\.")}, 172\\.30\\.0\\.0/24) \\}`));
     assert.match(set("cluster-v6"), /fd00:90::\/64/);
-    assert.doesNotMatch(set("cluster-v6"), /fd00:89::\/64/);
+    assert.doesNotMatch(set("cluster-v6"), /fd00:89::\/64|fd00:20:2::/);
+    assert.match(set("cluster-v4"), /172\.20\.3\.0\/24/);
+    assert.doesNotMatch(set("cluster-v4"), /172\.20\.2\.0/);
     assert.equal(handles(), rulesBefore, "the rules are the same rules");
   });
 });
