@@ -4,7 +4,7 @@
 // under /run/workloadnet/, so tests do not see each other's links or routes.
 // iproute2 is the independent witness: `ip -n <hostNs>` shows the daemon's side.
 // Only inside the sandbox (test/run-in-sandbox.sh).
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync, renameSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
@@ -285,6 +285,11 @@ export class DaemonHarness {
   /** `ip ARGS` in the daemon's host namespace. */
   hostIp(args: string[]): string {
     return ip(args, this.hostNs);
+  }
+
+  /** `nft ARGS` in the daemon's host namespace. */
+  hostNft(args: string[]): string {
+    return execFileSync("ip", ["netns", "exec", this.hostNs, "nft", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   }
 
   hostIpJson<T = unknown>(args: string[]): T {

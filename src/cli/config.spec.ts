@@ -63,6 +63,9 @@ describe("defaults and flags", () => {
       vxlanVni: 7701,
       vxlanPort: 4789,
       resyncInterval: 30,
+      masquerade: true,
+      clusterCidrs: [],
+      noMasqueradeCidrs: [],
       configFile: undefined,
     });
   });
@@ -87,6 +90,10 @@ describe("defaults and flags", () => {
       "--vxlan-vni", "42",
       "--vxlan-port", "8472",
       "--resync-interval", "5",
+      "--masquerade=false",
+      "--cluster-cidr", "10.88.0.0/16",
+      "--cluster-cidr=fd00:88::/48",
+      "--no-masquerade-cidr", "192.168.0.0/16",
     ]);
     assert.deepEqual(config, {
       socketPath: "/run/wl/api.sock",
@@ -108,6 +115,9 @@ describe("defaults and flags", () => {
       vxlanVni: 42,
       vxlanPort: 8472,
       resyncInterval: 5,
+      masquerade: false,
+      clusterCidrs: ["10.88.0.0/16", "fd00:88::/48"],
+      noMasqueradeCidrs: ["192.168.0.0/16"],
       configFile: undefined,
     });
   });
@@ -130,6 +140,16 @@ describe("defaults and flags", () => {
     fails(["--kubeconfig", "kube.conf"], 'invalid --kubeconfig "kube.conf": must be an absolute path');
     fails([], 'invalid WORKLOADNETD_KUBERNETES "maybe": must be true or false', { WORKLOADNETD_KUBERNETES: "maybe" });
     fails(["--kubernetes=yes"], /kubernetes/);
+  });
+
+  test("masquerade and its exemptions: a boolean, and repeatable prefixes from flags, environment and file", () => {
+    assert.equal(parse(["--masquerade", "false"]).masquerade, false);
+    assert.equal(parse([], { WORKLOADNETD_MASQUERADE: "false" }).masquerade, false);
+    assert.throws(() => parse(["--masquerade=maybe"]), (e: Error) => e instanceof ConfigError && e.message === 'invalid --masquerade "maybe": must be true or false');
+    assert.deepEqual(parse([], { WORKLOADNETD_CLUSTER_CIDR: "10.88.0.0/16, fd00:88::/48" }).clusterCidrs, ["10.88.0.0/16", "fd00:88::/48"]);
+    assert.deepEqual(parse(["--no-masquerade-cidr", "10.0.0.0/8", "--no-masquerade-cidr", "172.16.0.0/12"]).noMasqueradeCidrs, ["10.0.0.0/8", "172.16.0.0/12"]);
+    assert.throws(() => parse(["--cluster-cidr", "10.88.0.1/16"]), (e: Error) => e instanceof ConfigError && /invalid --cluster-cidr "10\.88\.0\.1\/16": .*host bits set/.test(e.message));
+    assert.throws(() => parse(["--no-masquerade-cidr", "nonsense"]), (e: Error) => e instanceof ConfigError && e.message.startsWith('invalid --no-masquerade-cidr "nonsense"'));
   });
 
   test("the last of a repeated flag wins", () => {
@@ -302,6 +322,9 @@ describe("config file", () => {
       vxlanVni: 9,
       vxlanPort: 4790,
       resyncInterval: 30,
+      masquerade: true,
+      clusterCidrs: [],
+      noMasqueradeCidrs: [],
       configFile: "/etc/wl.json",
     });
     const overridden = parse(["--config", "/etc/wl.json", "--mtu", "9000", "--ipv4-prefix", "10.1.0.0/16"], {}, file);

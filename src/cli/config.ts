@@ -13,6 +13,7 @@ import { isAbsolute } from "node:path";
 import { hostname } from "node:os";
 import { isIPv4, isIPv6 } from "node:net";
 import { Command, CommanderError, Option } from "commander";
+import { parsePrefix } from "../ipam/prefix.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -55,6 +56,12 @@ export interface DaemonConfig {
   vxlanPort: number;
   /** Seconds between full reconciles of the routes to other nodes (drift repair). */
   resyncInterval: number;
+  /** Masquerade pod traffic to destinations outside the cluster's pod prefixes. */
+  masquerade: boolean;
+  /** The cluster's pod prefixes (every node's), besides those the cluster view gives: never masqueraded. */
+  clusterCidrs: string[];
+  /** More destinations that keep the pod's address. */
+  noMasqueradeCidrs: string[];
   /** The config file that was read, if any. */
   configFile: string | undefined;
 }
@@ -134,6 +141,11 @@ interface Setting<K extends keyof DaemonConfig> {
   boolean?: true;
   /** Validates a raw value (flag/env: string; file: any JSON value); throws Invalid. */
   parse: (raw: Raw, ctx: Required<ParseConfigOptions>) => DaemonConfig[K];
+  /**
+   * The flag may be given several times (raw: an array of strings); in the
+   * environment the values are separated by commas, in the file a JSON array.
+   */
+  repeatable?: true;
 }
 
 /** A validation failure; turned into a ConfigError naming where the value came from. */
@@ -272,6 +284,29 @@ const SETTINGS = [
     parse: (raw) => integer(raw, 1, 86400),
   }),
   setting({
+    key: "masquerade",
+    field: "masquerade",
+    argName: "bool",
+    description: "true|false: pod traffic to destinations outside the cluster's pod prefixes leaves with the node's address (default: true)",
+    parse: (raw) => bool(raw),
+  }),
+  setting({
+    key: "cluster-cidr",
+    field: "clusterCidrs",
+    argName: "cidr",
+    description: "a pod prefix of the cluster (all nodes'), repeatable: traffic to it keeps the pod's address; the cluster view's prefixes count too",
+    parse: (raw) => cidrList(raw),
+    repeatable: true,
+  }),
+  setting({
+    key: "no-masquerade-cidr",
+    field: "noMasqueradeCidrs",
+    argName: "cidr",
+    description: "a destination prefix never masqueraded, repeatable",
+    parse: (raw) => cidrList(raw),
+    repeatable: true,
+  }),
+  setting({
     key: "socket-group",
     field: "socketGroup",
     argName: "name-or-gid",
@@ -343,6 +378,23 @@ function bool(raw: Raw): boolean {
   if (raw === true || raw === "true" || raw === "1" || raw === "yes") return true;
   if (raw === false || raw === "false" || raw === "0" || raw === "no") return false;
   throw new Invalid("must be true or false");
+}
+
+/** Prefixes of either family (host bits must be zero, as the kernel's sets need). */
+function cidrList(raw: Raw): string[] {
+  const items = typeof raw === "string" ? [raw] : Array.isArray(raw) ? raw : undefined;
+  if (items === undefined) throw new Invalid("must be a list of prefixes such as 10.0.0.0/8");
+  return items.map((item) => {
+    if (typeof item !== "string") throw new Invalid("must be a list of prefixes such as 10.0.0.0/8");
+    const problem = checkCidrSyntax(item, item.includes(":") ? 6 : 4);
+    if (problem !== undefined) throw new Invalid(`${JSON.stringify(item)} ${problem}`);
+    try {
+      parsePrefix(item);
+    } catch (err) {
+      throw new Invalid(`${JSON.stringify(item)}: ${(err as Error).message}`);
+    }
+    return item;
+  });
 }
 
 /** A Kubernetes node name: a DNS subdomain (RFC 1123), as the API requires of Node objects. */
@@ -451,6 +503,13 @@ function kebab(camel: string): string {
   return camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`).replace(/_/g, "-");
 }
 
+/** An option that takes a value; one named --no-… is not commander's negation of another. */
+function valueOption(key: string, argName = "x", description?: string): Option {
+  const option = new Option(`--${key} <${argName}>`, description);
+  option.negate = false;
+  return option;
+}
+
 function buildCommand(): Command {
   const cmd = new Command("workloadnetd")
     .description("Workload networking daemon: serves the WorkloadNetworking gRPC API on a unix socket.")
@@ -458,7 +517,11 @@ function buildCommand(): Command {
     .allowUnknownOption(false)
     .exitOverride()
     .addOption(new Option(`--${CONFIG_KEY} <file>`, "JSON file with settings; flags and environment override it"));
-  for (const s of SETTINGS) cmd.addOption(new Option("boolean" in s ? `--${s.key}` : `--${s.key} <${s.argName}>`, s.description));
+  for (const s of SETTINGS) {
+    const option = "boolean" in s ? new Option(`--${s.key}`, s.description) : valueOption(s.key, s.argName, s.description);
+    if ("repeatable" in s) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+    cmd.addOption(option);
+  }
   cmd.addHelpText(
     "after",
     [
@@ -534,8 +597,15 @@ export function parseConfig(
     }
     throw err;
   }
-  const flags = cmd.opts<Record<string, string | true | undefined>>();
-  const flagValue = (key: string): string | true | undefined => flags[new Option(`--${key} <x>`).attributeName()];
+  const flags = cmd.opts<Record<string, string | string[] | true | undefined>>();
+  const flagValue = (key: string): string | true | undefined => {
+    const v = flags[valueOption(key).attributeName()];
+    return Array.isArray(v) ? v.join(",") : v;
+  };
+  const flagValues = (key: string): string[] | undefined => {
+    const v = flags[valueOption(key).attributeName()];
+    return v === undefined || v === true ? undefined : Array.isArray(v) ? v : [v];
+  };
 
   // Environment: empty means unset; unknown WORKLOADNETD_* names are typos.
   const envKeys = new Map<string, string>();
@@ -582,6 +652,9 @@ export function parseConfig(
     vxlanVni: DEFAULT_VXLAN_VNI,
     vxlanPort: DEFAULT_VXLAN_PORT,
     resyncInterval: DEFAULT_RESYNC_INTERVAL,
+    masquerade: true,
+    clusterCidrs: [],
+    noMasqueradeCidrs: [],
     configFile,
   };
   for (const s of SETTINGS) {
@@ -589,10 +662,11 @@ export function parseConfig(
     let label: string;
     const fromFlag = flagValue(s.key);
     if (fromFlag !== undefined) {
-      raw = fromFlag;
-      label = fromFlag === true ? `invalid --${s.key}` : `invalid --${s.key} ${show(raw)}`;
+      raw = "repeatable" in s ? (flagValues(s.key) ?? fromFlag) : fromFlag;
+      label = fromFlag === true ? `invalid --${s.key}` : `invalid --${s.key} ${show(fromFlag)}`;
     } else if (envValues.has(s.key)) {
       raw = envValues.get(s.key)!;
+      if ("repeatable" in s) raw = raw.split(",").map((v) => v.trim()).filter((v) => v !== "");
       label = `invalid ${envName(s.key)} ${show(raw)}`;
     } else if (Object.hasOwn(file, s.key)) {
       raw = file[s.key] as Raw;

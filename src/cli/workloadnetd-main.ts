@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     vethQueues: config.vethQueues,
     linkGroup: config.linkGroup,
     detachMode: config.detachMode,
+    egress: { masquerade: config.masquerade, clusterCidrs: config.clusterCidrs, noMasqueradeCidrs: config.noMasqueradeCidrs },
     log,
     ...(config.metricsAddress !== undefined ? { metricsAddress: config.metricsAddress } : {}),
     ...(config.prefixFile !== undefined ? { prefixFile: config.prefixFile } : {}),

@@ -3,12 +3,12 @@
 import type { Logger } from "pino";
 import { createCniEndpoint, defaultCniStateFile } from "../cni/endpoint.js";
 import { Ipam } from "../ipam/allocator.js";
-import type { Prefixes } from "../ipam/prefix.js";
+import { parsePrefix, type Prefix, type Prefixes } from "../ipam/prefix.js";
 import { FileClusterSource } from "../cluster/file-source.js";
 import type { ClusterSource } from "../cluster/source.js";
 import { StaticClusterSource } from "../cluster/static-source.js";
 import { NodeRoutes, podMtu, type RoutingMode } from "../cluster/routes/index.js";
-import type { ClusterView } from "../cluster/view.js";
+import { allPodPrefixes, type ClusterView } from "../cluster/view.js";
 import { ClusterWiring, type RouteAgent } from "./cluster-wiring.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { startMetricsServer } from "../metrics/metrics-server.js";
@@ -23,6 +23,8 @@ import { AttachmentRegistry } from "../service/registry.js";
 import { WorkloadNetworkingService } from "../service/workload-service.js";
 import { ActiveCalls } from "../service/active-calls.js";
 import { DELETE_ROUNDS, HOST_SOCKETS } from "./kernel-waits.cjs";
+import { NftablesLayer } from "../nftables/layer.js";
+import { flushConntrackEntries } from "../nftables/conntrack.js";
 
 export interface DaemonOptions {
   socketPath: string;
@@ -50,7 +52,16 @@ export interface DaemonOptions {
   metricsAddress?: { host: string; port: number };
   /** Records of the CNI plugin's attachments (for GC and DEL); default: beside the socket. */
   cniStateFile?: string;
+  /** Our nftables table: masquerade (default on) and the prefixes that keep pod addresses. */
+  egress?: EgressOptions;
   log: Logger;
+}
+
+export interface EgressOptions {
+  masquerade: boolean;
+  /** The cluster's pod prefixes, besides those the cluster view gives (--cluster-cidr). */
+  clusterCidrs: readonly string[];
+  noMasqueradeCidrs: readonly string[];
 }
 
 export interface RunningDaemon {
@@ -83,6 +94,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const registry = new AttachmentRegistry();
     const report = await recoverFromKernel({ host, ipam, registry, linkGroup: opts.linkGroup, log });
     log.info({ ...report }, "state recovered from the kernel");
+    const egress = opts.egress ?? { masquerade: true, clusterCidrs: [], noMasqueradeCidrs: [] };
+    const nftables = await NftablesLayer.start({ masquerade: egress.masquerade, noMasqueradeCidrs: egress.noMasqueradeCidrs, log, flushConntrack: flushConntrackEntries });
+    cleanups.push(() => nftables.drain());
+    await adoptPublishedPorts(nftables, registry, log);
 
     const source = await openClusterSource(opts, log);
     cleanups.push(() => source.close());
@@ -110,6 +125,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     if (opts.mtu === undefined) settings.mtu = await podMtu(host, source.current(), routes === undefined ? "direct" : mode);
     await cluster.start();
     log.info({ mtu: settings.mtu, fromFlag: opts.mtu !== undefined }, "pod MTU");
+    // The masquerade sets follow the view (after the wiring has given the IPAM its prefixes).
+    const followView = (view: ClusterView): Promise<void> => followViewInNftables(nftables, view, ipam, registry, egress, log);
+    await followView(source.current());
+    const stopFollowing = source.onChange((view) => void followView(view));
+    cleanups.push(stopFollowing);
 
     const service = new WorkloadNetworkingService({
       host,
@@ -126,6 +146,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       deferred: opts.detachMode === "deferred",
       ...(metrics ? { metrics } : {}),
       activeCalls,
+      nftables,
     });
     let metricsAddress: string | undefined;
     if (metrics !== undefined && opts.metricsAddress !== undefined) {
@@ -154,6 +175,42 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await runCleanups(cleanups);
     throw err;
   }
+}
+
+/**
+ * Published ports found in our table: kept for the workloads recovered from
+ * the kernel (their pod address names them), removed for the others.
+ */
+async function adoptPublishedPorts(nftables: NftablesLayer, registry: AttachmentRegistry, log: Logger): Promise<void> {
+  const owners = new Map<string, string>();
+  for (const a of registry.list()) for (const address of a.addresses) owners.set(address, a.workloadId);
+  const adopted = await nftables.adopt(owners);
+  for (const [id, mappings] of adopted.mappings) {
+    const a = registry.get(id);
+    if (a !== undefined) a.portMappings = mappings;
+  }
+  log.info({ workloads: adopted.mappings.size, removed: adopted.removed }, "published ports adopted from the nftables table");
+}
+
+/**
+ * The masquerade sets for a view: sources are this node's prefixes (those the
+ * IPAM uses; a view without any keeps them) and the addresses workloads kept
+ * from earlier prefixes; every pod prefix of the cluster, those sources and
+ * --cluster-cidr keep the pod's address. A failure is logged; the next view
+ * writes the whole state again.
+ */
+function followViewInNftables(nftables: NftablesLayer, view: ClusterView, ipam: Ipam, registry: AttachmentRegistry, egress: EgressOptions, log: Logger): Promise<void> {
+  const p = ipam.prefixes();
+  const kept = registry
+    .list()
+    .flatMap((a) => a.addresses)
+    .filter((a) => !(p.v4?.contains(a) || p.v6?.contains(a)))
+    .map((a) => parsePrefix(a.includes(":") ? `${a}/128` : `${a}/32`));
+  const own: Prefix[] = [p.v4, p.v6].filter((x) => x !== undefined).concat(kept);
+  return nftables.setPrefixes(own, [...own, ...allPodPrefixes(view), ...egress.clusterCidrs]).then(
+    () => undefined,
+    (err: unknown) => log.error({ err: (err as Error).message }, "could not update the masquerade prefix sets"),
+  );
 }
 
 /** Without it Detach still works, answering only once the kernel's delete has. */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file workload.proto.
  */
 export const file_workload: GenFile = /*@__PURE__*/
-  fileDesc("Cg53b3JrbG9hZC5wcm90bxImbWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMiNgoPTmV0TlNBdHRhY2htZW50EhIKCm5ldG5zX3BhdGgYASABKAkSDwoHaWZfbmFtZRgCIAEoCSJsCg1BdHRhY2hSZXF1ZXN0EhMKC3dvcmtsb2FkX2lkGAEgASgJEkYKBW5ldG5zGAIgASgLMjcubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTmV0TlNBdHRhY2htZW50IlEKDkF0dGFjaFJlc3BvbnNlEgoKAmlwGAEgAygMEhQKDGhvc3RfaWZfbmFtZRgCIAEoCRIQCghob3N0X21hYxgDIAEoCRILCgNtYWMYBCABKAkibAoNRGV0YWNoUmVxdWVzdBITCgt3b3JrbG9hZF9pZBgBIAEoCRJGCgVuZXRucxgCIAEoCzI3Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5ldE5TQXR0YWNobWVudCIQCg5EZXRhY2hSZXNwb25zZSIPCg1TdGF0dXNSZXF1ZXN0Is4BCg5TdGF0dXNSZXNwb25zZRIQCghwcmVmaXhlcxgBIAMoCRIQCghhdHRhY2hlZBgCIAEoDRIUCgxwcmVmaXhfZXJyb3IYAyABKAkSDgoGc291cmNlGAQgASgJEhEKCWxhc3Rfc3luYxgFIAEoCRIUCgxzb3VyY2VfZXJyb3IYBiABKAkSEAoIcHJvYmxlbXMYByADKAkSEwoLbm9kZXNfa25vd24YCCABKA0SEQoJbm9kZV9uYW1lGAkgASgJEg8KB3JvdXRpbmcYCiABKAkiawoMQ2hlY2tSZXF1ZXN0EhMKC3dvcmtsb2FkX2lkGAEgASgJEkYKBW5ldG5zGAIgASgLMjcubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTmV0TlNBdHRhY2htZW50Ig8KDUNoZWNrUmVzcG9uc2UiQwoKQXR0YWNobWVudBITCgt3b3JrbG9hZF9pZBgBIAEoCRIKCgJpcBgCIAMoDBIUCgxob3N0X2lmX25hbWUYAyABKAkiDQoLTGlzdFJlcXVlc3QiVwoMTGlzdFJlc3BvbnNlEkcKC2F0dGFjaG1lbnRzGAEgAygLMjIubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuQXR0YWNobWVudCImCglHQ1JlcXVlc3QSGQoRa2VlcF93b3JrbG9hZF9pZHMYASADKAkiKgoKR0NSZXNwb25zZRIcChRyZW1vdmVkX3dvcmtsb2FkX2lkcxgBIAMoCSIOCgxOb2Rlc1JlcXVlc3QidgoETm9kZRIMCgRuYW1lGAEgASgJEhEKCWFkZHJlc3NlcxgCIAMoCRIQCghwcmVmaXhlcxgDIAMoCRINCgVyb3V0ZRgEIAEoCRINCgVzdGF0ZRgFIAEoCRIPCgdtZXNzYWdlGAYgASgJEgwKBHNlbGYYByABKAgiXgoNTm9kZXNSZXNwb25zZRI7CgVub2RlcxgBIAMoCzIsLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5vZGUSEAoIcHJvYmxlbXMYAiADKAkyywYKEldvcmtsb2FkTmV0d29ya2luZxJ3CgZBdHRhY2gSNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5BdHRhY2hSZXF1ZXN0GjYubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuQXR0YWNoUmVzcG9uc2USdwoGRGV0YWNoEjUubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuRGV0YWNoUmVxdWVzdBo2Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkRldGFjaFJlc3BvbnNlEncKBlN0YXR1cxI1Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLlN0YXR1c1JlcXVlc3QaNi5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5TdGF0dXNSZXNwb25zZRJ0CgVDaGVjaxI0Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkNoZWNrUmVxdWVzdBo1Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkNoZWNrUmVzcG9uc2UScQoETGlzdBIzLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkxpc3RSZXF1ZXN0GjQubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTGlzdFJlc3BvbnNlEmsKAkdDEjEubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuR0NSZXF1ZXN0GjIubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuR0NSZXNwb25zZRJ0CgVOb2RlcxI0Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5vZGVzUmVxdWVzdBo1Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5vZGVzUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Cg53b3JrbG9hZC5wcm90bxImbWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMiNgoPTmV0TlNBdHRhY2htZW50EhIKCm5ldG5zX3BhdGgYASABKAkSDwoHaWZfbmFtZRgCIAEoCSK4AQoNQXR0YWNoUmVxdWVzdBITCgt3b3JrbG9hZF9pZBgBIAEoCRJGCgVuZXRucxgCIAEoCzI3Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5ldE5TQXR0YWNobWVudBJKCg1wb3J0X21hcHBpbmdzGAogAygLMjMubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuUG9ydE1hcHBpbmciWwoLUG9ydE1hcHBpbmcSEQoJaG9zdF9wb3J0GAEgASgNEhYKDmNvbnRhaW5lcl9wb3J0GAIgASgNEhAKCHByb3RvY29sGAMgASgJEg8KB2hvc3RfaXAYBCABKAkiUQoOQXR0YWNoUmVzcG9uc2USCgoCaXAYASADKAwSFAoMaG9zdF9pZl9uYW1lGAIgASgJEhAKCGhvc3RfbWFjGAMgASgJEgsKA21hYxgEIAEoCSJsCg1EZXRhY2hSZXF1ZXN0EhMKC3dvcmtsb2FkX2lkGAEgASgJEkYKBW5ldG5zGAIgASgLMjcubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTmV0TlNBdHRhY2htZW50IhAKDkRldGFjaFJlc3BvbnNlIg8KDVN0YXR1c1JlcXVlc3QizgEKDlN0YXR1c1Jlc3BvbnNlEhAKCHByZWZpeGVzGAEgAygJEhAKCGF0dGFjaGVkGAIgASgNEhQKDHByZWZpeF9lcnJvchgDIAEoCRIOCgZzb3VyY2UYBCABKAkSEQoJbGFzdF9zeW5jGAUgASgJEhQKDHNvdXJjZV9lcnJvchgGIAEoCRIQCghwcm9ibGVtcxgHIAMoCRITCgtub2Rlc19rbm93bhgIIAEoDRIRCglub2RlX25hbWUYCSABKAkSDwoHcm91dGluZxgKIAEoCSJrCgxDaGVja1JlcXVlc3QSEwoLd29ya2xvYWRfaWQYASABKAkSRgoFbmV0bnMYAiABKAsyNy5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5OZXROU0F0dGFjaG1lbnQiDwoNQ2hlY2tSZXNwb25zZSKPAQoKQXR0YWNobWVudBITCgt3b3JrbG9hZF9pZBgBIAEoCRIKCgJpcBgCIAMoDBIUCgxob3N0X2lmX25hbWUYAyABKAkSSgoNcG9ydF9tYXBwaW5ncxgEIAMoCzIzLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLlBvcnRNYXBwaW5nIg0KC0xpc3RSZXF1ZXN0IlcKDExpc3RSZXNwb25zZRJHCgthdHRhY2htZW50cxgBIAMoCzIyLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkF0dGFjaG1lbnQiJgoJR0NSZXF1ZXN0EhkKEWtlZXBfd29ya2xvYWRfaWRzGAEgAygJIioKCkdDUmVzcG9uc2USHAoUcmVtb3ZlZF93b3JrbG9hZF9pZHMYASADKAkiDgoMTm9kZXNSZXF1ZXN0InYKBE5vZGUSDAoEbmFtZRgBIAEoCRIRCglhZGRyZXNzZXMYAiADKAkSEAoIcHJlZml4ZXMYAyADKAkSDQoFcm91dGUYBCABKAkSDQoFc3RhdGUYBSABKAkSDwoHbWVzc2FnZRgGIAEoCRIMCgRzZWxmGAcgASgIIl4KDU5vZGVzUmVzcG9uc2USOwoFbm9kZXMYASADKAsyLC5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5Ob2RlEhAKCHByb2JsZW1zGAIgAygJMssGChJXb3JrbG9hZE5ldHdvcmtpbmcSdwoGQXR0YWNoEjUubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuQXR0YWNoUmVxdWVzdBo2Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkF0dGFjaFJlc3BvbnNlEncKBkRldGFjaBI1Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkRldGFjaFJlcXVlc3QaNi5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5EZXRhY2hSZXNwb25zZRJ3CgZTdGF0dXMSNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5TdGF0dXNSZXF1ZXN0GjYubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuU3RhdHVzUmVzcG9uc2USdAoFQ2hlY2sSNC5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5DaGVja1JlcXVlc3QaNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5DaGVja1Jlc3BvbnNlEnEKBExpc3QSMy5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5MaXN0UmVxdWVzdBo0Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkxpc3RSZXNwb25zZRJrCgJHQxIxLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkdDUmVxdWVzdBoyLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkdDUmVzcG9uc2USdAoFTm9kZXMSNC5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5Ob2Rlc1JlcXVlc3QaNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5Ob2Rlc1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message metropolis.node.core.network.workloads.NetNSAttachment
@@ -55,6 +55,14 @@ export type AttachRequest = Message<"metropolis.node.core.network.workloads.Atta
    * @generated from field: metropolis.node.core.network.workloads.NetNSAttachment netns = 2;
    */
   netns?: NetNSAttachment | undefined;
+
+  /**
+   * Addition (not in the reference): ports to publish on the node's
+   * addresses, forwarded to the workload (DNAT in the daemon's nftables table).
+   *
+   * @generated from field: repeated metropolis.node.core.network.workloads.PortMapping port_mappings = 10;
+   */
+  portMappings: PortMapping[];
 };
 
 /**
@@ -63,6 +71,49 @@ export type AttachRequest = Message<"metropolis.node.core.network.workloads.Atta
  */
 export const AttachRequestSchema: GenMessage<AttachRequest> = /*@__PURE__*/
   messageDesc(file_workload, 1);
+
+/**
+ * A published port: traffic to host_port on the node goes to container_port
+ * of the workload.
+ *
+ * @generated from message metropolis.node.core.network.workloads.PortMapping
+ */
+export type PortMapping = Message<"metropolis.node.core.network.workloads.PortMapping"> & {
+  /**
+   * 1..65535.
+   *
+   * @generated from field: uint32 host_port = 1;
+   */
+  hostPort: number;
+
+  /**
+   * 1..65535.
+   *
+   * @generated from field: uint32 container_port = 2;
+   */
+  containerPort: number;
+
+  /**
+   * "tcp" (also when empty), "udp" or "sctp".
+   *
+   * @generated from field: string protocol = 3;
+   */
+  protocol: string;
+
+  /**
+   * Only traffic to this node address; empty: every address of the node.
+   *
+   * @generated from field: string host_ip = 4;
+   */
+  hostIp: string;
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.PortMapping.
+ * Use `create(PortMappingSchema)` to create a new message.
+ */
+export const PortMappingSchema: GenMessage<PortMapping> = /*@__PURE__*/
+  messageDesc(file_workload, 2);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.AttachResponse
@@ -103,7 +154,7 @@ export type AttachResponse = Message<"metropolis.node.core.network.workloads.Att
  * Use `create(AttachResponseSchema)` to create a new message.
  */
 export const AttachResponseSchema: GenMessage<AttachResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 2);
+  messageDesc(file_workload, 3);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.DetachRequest
@@ -125,7 +176,7 @@ export type DetachRequest = Message<"metropolis.node.core.network.workloads.Deta
  * Use `create(DetachRequestSchema)` to create a new message.
  */
 export const DetachRequestSchema: GenMessage<DetachRequest> = /*@__PURE__*/
-  messageDesc(file_workload, 3);
+  messageDesc(file_workload, 4);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.DetachResponse
@@ -138,7 +189,7 @@ export type DetachResponse = Message<"metropolis.node.core.network.workloads.Det
  * Use `create(DetachResponseSchema)` to create a new message.
  */
 export const DetachResponseSchema: GenMessage<DetachResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 4);
+  messageDesc(file_workload, 5);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.StatusRequest
@@ -151,7 +202,7 @@ export type StatusRequest = Message<"metropolis.node.core.network.workloads.Stat
  * Use `create(StatusRequestSchema)` to create a new message.
  */
 export const StatusRequestSchema: GenMessage<StatusRequest> = /*@__PURE__*/
-  messageDesc(file_workload, 5);
+  messageDesc(file_workload, 6);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.StatusResponse
@@ -236,7 +287,7 @@ export type StatusResponse = Message<"metropolis.node.core.network.workloads.Sta
  * Use `create(StatusResponseSchema)` to create a new message.
  */
 export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 6);
+  messageDesc(file_workload, 7);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.CheckRequest
@@ -258,7 +309,7 @@ export type CheckRequest = Message<"metropolis.node.core.network.workloads.Check
  * Use `create(CheckRequestSchema)` to create a new message.
  */
 export const CheckRequestSchema: GenMessage<CheckRequest> = /*@__PURE__*/
-  messageDesc(file_workload, 7);
+  messageDesc(file_workload, 8);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.CheckResponse
@@ -271,7 +322,7 @@ export type CheckResponse = Message<"metropolis.node.core.network.workloads.Chec
  * Use `create(CheckResponseSchema)` to create a new message.
  */
 export const CheckResponseSchema: GenMessage<CheckResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 8);
+  messageDesc(file_workload, 9);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.Attachment
@@ -291,6 +342,11 @@ export type Attachment = Message<"metropolis.node.core.network.workloads.Attachm
    * @generated from field: string host_if_name = 3;
    */
   hostIfName: string;
+
+  /**
+   * @generated from field: repeated metropolis.node.core.network.workloads.PortMapping port_mappings = 4;
+   */
+  portMappings: PortMapping[];
 };
 
 /**
@@ -298,7 +354,7 @@ export type Attachment = Message<"metropolis.node.core.network.workloads.Attachm
  * Use `create(AttachmentSchema)` to create a new message.
  */
 export const AttachmentSchema: GenMessage<Attachment> = /*@__PURE__*/
-  messageDesc(file_workload, 9);
+  messageDesc(file_workload, 10);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.ListRequest
@@ -311,7 +367,7 @@ export type ListRequest = Message<"metropolis.node.core.network.workloads.ListRe
  * Use `create(ListRequestSchema)` to create a new message.
  */
 export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
-  messageDesc(file_workload, 10);
+  messageDesc(file_workload, 11);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.ListResponse
@@ -328,7 +384,7 @@ export type ListResponse = Message<"metropolis.node.core.network.workloads.ListR
  * Use `create(ListResponseSchema)` to create a new message.
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 11);
+  messageDesc(file_workload, 12);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.GCRequest
@@ -347,7 +403,7 @@ export type GCRequest = Message<"metropolis.node.core.network.workloads.GCReques
  * Use `create(GCRequestSchema)` to create a new message.
  */
 export const GCRequestSchema: GenMessage<GCRequest> = /*@__PURE__*/
-  messageDesc(file_workload, 12);
+  messageDesc(file_workload, 13);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.GCResponse
@@ -364,7 +420,7 @@ export type GCResponse = Message<"metropolis.node.core.network.workloads.GCRespo
  * Use `create(GCResponseSchema)` to create a new message.
  */
 export const GCResponseSchema: GenMessage<GCResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 13);
+  messageDesc(file_workload, 14);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.NodesRequest
@@ -377,7 +433,7 @@ export type NodesRequest = Message<"metropolis.node.core.network.workloads.Nodes
  * Use `create(NodesRequestSchema)` to create a new message.
  */
 export const NodesRequestSchema: GenMessage<NodesRequest> = /*@__PURE__*/
-  messageDesc(file_workload, 14);
+  messageDesc(file_workload, 15);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.Node
@@ -437,7 +493,7 @@ export type Node = Message<"metropolis.node.core.network.workloads.Node"> & {
  * Use `create(NodeSchema)` to create a new message.
  */
 export const NodeSchema: GenMessage<Node> = /*@__PURE__*/
-  messageDesc(file_workload, 15);
+  messageDesc(file_workload, 16);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.NodesResponse
@@ -463,7 +519,7 @@ export type NodesResponse = Message<"metropolis.node.core.network.workloads.Node
  * Use `create(NodesResponseSchema)` to create a new message.
  */
 export const NodesResponseSchema: GenMessage<NodesResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 16);
+  messageDesc(file_workload, 17);
 
 /**
  * @generated from service metropolis.node.core.network.workloads.WorkloadNetworking

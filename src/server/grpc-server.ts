@@ -208,7 +208,8 @@ interface CallContext {
 function serviceHandlers(service: WorkloadService, ctx: CallContext): WorkloadNetworkingHandlers {
   return {
     attach: unary("Attach", ctx, async (req, signal) => {
-      const out = await service.attach({ workloadId: req.workloadId, netns: toNetns(req.netns) }, signal);
+      const portMappings = req.portMappings.map((m) => ({ hostPort: m.hostPort, containerPort: m.containerPort, protocol: m.protocol, hostIp: m.hostIp }));
+      const out = await service.attach({ workloadId: req.workloadId, netns: toNetns(req.netns), ...(portMappings.length > 0 ? { portMappings } : {}) }, signal);
       return { ip: out.addresses.map(ipToBytes), hostIfName: out.hostIfName, hostMac: out.hostMac, mac: out.podMac };
     }),
     detach: unary("Detach", ctx, async (req, signal) => {
@@ -238,7 +239,14 @@ function serviceHandlers(service: WorkloadService, ctx: CallContext): WorkloadNe
     }),
     list: unary("List", ctx, async () => {
       const all = await service.list();
-      return { attachments: all.map((a) => ({ workloadId: a.workloadId, ip: a.addresses.map(ipToBytes), hostIfName: a.hostIfName })) };
+      return {
+        attachments: all.map((a) => ({
+          workloadId: a.workloadId,
+          ip: a.addresses.map(ipToBytes),
+          hostIfName: a.hostIfName,
+          portMappings: (a.portMappings ?? []).map((m) => ({ hostPort: m.hostPort, containerPort: m.containerPort, protocol: m.protocol, hostIp: m.hostIp ?? "" })),
+        })),
+      };
     }),
     gc: unary("GC", ctx, async (req) => ({ removedWorkloadIds: await service.gc(req.keepWorkloadIds) })),
     nodes: unary("Nodes", ctx, async () => {

@@ -1,5 +1,8 @@
 // What the transport (gRPC server, CNI bridge) needs from the service. Plain
 // data in, plain data out; failures are ServiceError.
+import type { PortMapping, RawPortMapping } from "../nftables/port-mappings.js";
+
+export type { PortMapping, RawPortMapping } from "../nftables/port-mappings.js";
 
 export interface NetnsAttachment {
   netnsPath: string;
@@ -9,6 +12,8 @@ export interface NetnsAttachment {
 export interface AttachInput {
   workloadId: string;
   netns: NetnsAttachment | undefined;
+  /** Published ports (unvalidated: the service checks them). */
+  portMappings?: readonly RawPortMapping[];
 }
 
 export interface AttachOutput {
@@ -61,6 +66,8 @@ export interface AttachmentInfo {
   workloadId: string;
   addresses: string[];
   hostIfName: string;
+  /** Published ports (none: empty or absent). */
+  portMappings?: PortMapping[];
 }
 
 export interface DetachInput {

@@ -16,7 +16,8 @@ import type { ClusterView } from "../cluster/view.js";
 import { checkAttachment } from "./check.js";
 import { ActiveCalls } from "./active-calls.js";
 import { HOST_VETH_MAC } from "./constants.js";
-import { preview, validateNetns, validateWorkloadId } from "./validate.js";
+import { preview, validateNetns, validatePortMappings, validateWorkloadId } from "./validate.js";
+import type { NftablesLayer } from "../nftables/layer.js";
 
 export interface ServiceDeps {
   host: Handle;
@@ -35,6 +36,8 @@ export interface ServiceDeps {
   metrics?: DaemonMetrics;
   /** Counts the running Attach and Detach calls (shared with the netlink handles' inline policy). */
   activeCalls?: ActiveCalls;
+  /** Our nftables table (published ports); port mappings are refused without it. */
+  nftables?: NftablesLayer;
 }
 
 /** What the service reports about the cluster view (the daemon's cluster wiring provides it). */
@@ -78,16 +81,18 @@ export class WorkloadNetworkingService implements WorkloadService {
       await nextLoopTurn();
       validateWorkloadId(input.workloadId);
       const netns = validateNetns(input.netns);
+      const mappings = validatePortMappings(input.portMappings);
       const attachment = await this.locks.run(input.workloadId, async () => {
         if (this.deps.registry.has(input.workloadId)) {
           const existing = this.deps.registry.get(input.workloadId);
           throw new ServiceError(StatusCode.AlreadyExists, `workload ${input.workloadId} is already attached (host interface ${existing?.hostIfName}); detach it first`);
         }
-        const a = await attachWorkload(this.deps, input.workloadId, netns);
+        const a = await attachWorkload(this.deps, input.workloadId, netns, mappings);
         this.deps.registry.add(a);
         return a;
       });
-      this.logCall("attach", input.workloadId, started, { addresses: attachment.addresses, hostIf: attachment.hostIfName, netns: netns.netnsPath });
+      const ports = attachment.portMappings?.length ? { portMappings: attachment.portMappings } : {};
+      this.logCall("attach", input.workloadId, started, { addresses: attachment.addresses, hostIf: attachment.hostIfName, netns: netns.netnsPath, ...ports });
       return { addresses: attachment.addresses, hostIfName: attachment.hostIfName, hostMac: HOST_VETH_MAC, podMac: attachment.podMac ?? "" };
     } catch (err) {
       this.logCall("attach", input.workloadId, started, {}, err);
@@ -128,7 +133,7 @@ export class WorkloadNetworkingService implements WorkloadService {
   }
 
   async list(): Promise<AttachmentInfo[]> {
-    return this.deps.registry.list().map((a) => ({ workloadId: a.workloadId, addresses: [...a.addresses], hostIfName: a.hostIfName }));
+    return this.deps.registry.list().map((a) => ({ workloadId: a.workloadId, addresses: [...a.addresses], hostIfName: a.hostIfName, portMappings: [...(a.portMappings ?? [])] }));
   }
 
   async gc(keep: string[]): Promise<string[]> {
