@@ -272,8 +272,7 @@ describe("routes between nodes", () => {
     const removed = await r1.apply(topo.viewFor("n1", (others) => others.filter((o) => o.name !== "n3")));
     assert.deepEqual(kindsOf(removed), { n2: "direct/installed" });
     assert.deepEqual(routeTable(n1), ["10.70.2.0/24 via 192.0.2.12 dev eth0", "fd70:2::/64 via 2001:db8:a::12 dev eth0"]);
-    assert.deepEqual(fdb(n1), []);
-    assert.deepEqual(neighbours(n1), []);
+    assert.equal(hasLink(n1, "wnvx0"), false, "no node needs the tunnel: the device (and its entries) went");
     assert.equal(await pingFrom(topo.node("n1").pods[0]!.ns, topo.node("n3").pods[0]!.v4), false, "no route to n3's pods any more");
 
     // Back as it was: reachable again.
@@ -318,6 +317,26 @@ describe("routes between nodes", () => {
     await new NodeRoutes({ handle: topo.handle("n1"), mode: "none" }).cleanup();
     assert.ok(hasLink(n1, "wnvx0"), "cleanup leaves a link that is not ours");
     ip(["link", "del", "wnvx0"], n1.ns.name);
+  });
+
+  it("auto makes the VXLAN device only while some node needs it: none for a lone node or nodes all on-link", async () => {
+    const n1 = topo.node("n1");
+    await applyAll("auto"); // the other nodes route back to n1
+    const r = new NodeRoutes({ handle: topo.handle("n1"), mode: "auto" });
+    const alone = await r.apply(topo.viewFor("n1", () => []));
+    assert.equal(alone.device, undefined);
+    assert.equal(hasLink(n1, "wnvx0"), false, "a lone node has no VXLAN device");
+    const onLinkOnly = await r.apply(topo.viewFor("n1", (others) => others.filter((o) => o.name === "n2")));
+    assert.deepEqual(kindsOf(onLinkOnly), { n2: "direct/installed" });
+    assert.equal(hasLink(n1, "wnvx0"), false, "a node whose peers are all on-link has no VXLAN device");
+    await r.apply(topo.viewFor("n1"));
+    assert.ok(hasLink(n1, "wnvx0"), "n3 behind the router brings the device");
+    const gone = await r.apply(topo.viewFor("n1", (others) => others.filter((o) => o.name === "n2")));
+    assert.equal(gone.changes.removed > 0, true);
+    assert.equal(hasLink(n1, "wnvx0"), false, "the device goes with the last node that needed it");
+    assert.equal(await pingFrom(n1.pods[0]!.ns, topo.node("n2").pods[0]!.v6), true, "n2 stays reachable directly");
+    await r.apply(topo.viewFor("n1"));
+    assert.deepEqual(await unreachable(topo), []);
   });
 
   it("podMtu: the underlay's MTU, less the VXLAN overhead when VXLAN may be used", async () => {

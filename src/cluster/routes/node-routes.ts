@@ -30,9 +30,10 @@ import {
 import { encodeAddress } from "../../netlink/codec/addr-message.js";
 import { bigintToAddress, type Family } from "../../ipam/prefix.js";
 import type { ClusterView } from "../view.js";
-import { computeWanted, routeKey, type NodePlan, type RouteKind, type RoutingMode, type Wanted, type WantedRoute } from "./wanted.js";
-import { ensureDevice, removeDevice } from "./vxlan-device.js";
-import { findUnderlay, mayUseVxlan, underlayLinkMtu } from "./underlay.js";
+import { computeWanted, needsTunnel, routeKey, type NodePlan, type RouteKind, type RoutingMode, type Wanted, type WantedRoute } from "./wanted.js";
+import { ensureDevice, isOurDevice, removeDevice } from "./vxlan-device.js";
+import { getLinkByName } from "../../netlink/link.js";
+import { findUnderlay, underlayLinkMtu } from "./underlay.js";
 import { DEFAULT_VXLAN_NAME, DEFAULT_VXLAN_PORT, DEFAULT_VXLAN_VNI, VXLAN_OVERHEAD, vtepMac } from "./vtep.js";
 
 export interface VxlanOptions {
@@ -154,10 +155,17 @@ export class NodeRoutes {
       return result;
     }
 
-    // 1. The VXLAN device (made before routes are read: recreating it takes its routes along).
+    // 1. Which node addresses are on-link (one lookup each, many per system call);
+    // routes through our own device do not count.
+    const existing = await getLinkByName(this.h, this.vx.name);
+    const existingIndex = existing !== undefined && isOurDevice(existing) ? existing.index : undefined;
+    const onLink = mode === "vxlan" ? new Map<string, number>() : await this.onLink(view, existingIndex);
+
+    // 2. The VXLAN device, only while some node needs it (made before routes
+    // are read: recreating it takes its routes along).
     let vxlan: { index: number; family: Family } | undefined;
     let vxlanProblem: string | undefined;
-    if (mayUseVxlan(mode)) {
+    if (needsTunnel(view, mode, onLink)) {
       const underlay = await findUnderlay(this.h, view);
       if (underlay === undefined) {
         vxlanProblem = "this node has no underlay address (none in the view, no default route)";
@@ -174,13 +182,12 @@ export class NodeRoutes {
           vxlanProblem = (err as Error).message;
         }
       }
-      // Without other nodes nothing needs the device yet: no problem to show (e.g. before the first view).
-      if (vxlanProblem !== undefined && view.nodes.length > 0) result.problems.push(`VXLAN device ${this.vx.name}: ${vxlanProblem}`);
-    } else if (await removeDevice(this.h, this.vx.name)) {
+      if (vxlanProblem !== undefined) result.problems.push(`VXLAN device ${this.vx.name}: ${vxlanProblem}`);
+    } else if (existingIndex !== undefined && (await removeDevice(this.h, this.vx.name))) {
       result.changes.removed++;
     }
 
-    // 2. The main table: ours, and others' that a route of ours would overwrite.
+    // 3. The main table: ours, and others' that a route of ours would overwrite.
     const main = (await retryInterrupted(() => listRoutes(this.h))).filter((r) => r.table === RT_TABLE_MAIN && r.dstLen > 0 && r.dst !== undefined);
     const ours = new Map<string, Route[]>();
     const foreign = new Map<string, string>();
@@ -189,9 +196,6 @@ export class NodeRoutes {
       if (r.protocol === this.protocol) ours.set(key, [...(ours.get(key) ?? []), r]);
       else foreign.set(key, `proto ${r.protocol}${r.gateway ? ` via ${r.gateway}` : ""}${r.oif ? ` dev index ${r.oif}` : ""}`);
     }
-
-    // 3. Which node addresses are on-link (one lookup each, many per system call).
-    const onLink = mode === "vxlan" ? new Map<string, number>() : await this.onLink(view, vxlan?.index);
 
     // 4. Wanted, and what of ours hangs off the device.
     const wanted = computeWanted(view, mode, { onLink, foreign, ...(vxlan ? { vxlan } : {}), ...(vxlanProblem ? { vxlanProblem } : {}) });

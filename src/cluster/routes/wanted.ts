@@ -85,6 +85,15 @@ function allOnLink(n: ClusterNode, facts: HostFacts): boolean {
   });
 }
 
+/**
+ * Whether any node's traffic would go over VXLAN: only then is the device
+ * made (a single host, or nodes all on one link, get no device at all).
+ */
+export function needsTunnel(view: ClusterView, mode: RoutingMode, onLink: ReadonlyMap<string, number>): boolean {
+  if (mode !== "vxlan" && mode !== "auto") return false;
+  return view.nodes.some((n) => nodePrefixes(n).length > 0 && (mode === "vxlan" || !allOnLink(n, { onLink, foreign: new Map() })));
+}
+
 export function computeWanted(view: ClusterView, mode: RoutingMode, facts: HostFacts): Wanted {
   const wanted: Wanted = { routes: new Map(), fdb: new Map(), neighbours: new Map(), nodes: [] };
   const vtepOwner = new Map<string, string>();
