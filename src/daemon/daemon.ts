@@ -119,8 +119,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     // Stops following the view; the routes stay in the kernel.
     cleanups.push(() => cluster.close());
+    // Settled before serving, so that the first pods get the same MTU as the
+    // later ones (the reconciles update it only if the underlay changes).
     // A single host's pods never leave over VXLAN: the link's MTU as it is.
-    if (routes === undefined && opts.mtu === undefined) settings.mtu = await podMtu(host, source.current(), "direct");
+    if (opts.mtu === undefined) settings.mtu = await podMtu(host, source.current(), routes === undefined ? "direct" : mode);
     await cluster.start();
     log.info({ mtu: settings.mtu, fromFlag: opts.mtu !== undefined }, "pod MTU");
     // The masquerade sets follow the view (after the wiring has given the IPAM its prefixes).
@@ -237,12 +239,12 @@ function routeAgent(host: Handle, source: ClusterSource, mode: RoutingMode, opts
       // Before the source has ever delivered, its view is empty: reconciling
       // it would remove every route of ours that a previous run left, while
       // the kernel's copy is the best there is. Mode none removes regardless.
-      if (source.lastSync() === undefined && mode !== "none") return [];
       if (opts.mtu === undefined) {
         const mtu = await podMtu(host, view, mode);
         if (mtu !== settings.mtu) log.info({ mtu, mode }, "pod MTU from the underlay");
         settings.mtu = mtu;
       }
+      if (source.lastSync() === undefined && mode !== "none") return [];
       const result = await routes.apply(view);
       const { added, updated, removed } = result.changes;
       if (added + updated + removed > 0) log.info({ mode, added, updated, removed, nodes: view.nodes.length }, "routes to other nodes changed");
