@@ -147,6 +147,26 @@ describe("published ports and masquerade (one daemon, a small network around it)
     assert.match(answer, /failed: .*ECONNREFUSED/);
   });
 
+  it("a pod cannot use route_localnet on its link to reach the node's 127.0.0.1 services", async () => {
+    const pod = d.pod();
+    await attach(d, "intruder", pod, [{ hostPort: 8088, containerPort: 80, protocol: "tcp" }]);
+    const link = d.hostLinks().find((l) => l.ifalias === "wkintruder")!;
+    assert.equal(execFileSync("ip", ["netns", "exec", d.hostNs, "sysctl", "-n", `net.ipv4.conf.${link.ifname}.route_localnet`], { encoding: "utf8" }).trim(), "1");
+    const secret = await serve(d.hostNs, "udp", 9999, "node-localhost");
+    servers.push(secret);
+    assert.equal(await ask(d.hostNs, "udp", "127.0.0.1", 9999), "node-localhost saw 127.0.0.1", "the node's own service answers locally");
+    // The pod sends to 127.0.0.1 out of its eth0 (root in its own namespace can).
+    ip(["route", "del", "local", "127.0.0.0/8", "dev", "lo", "table", "local"], pod.name);
+    ip(["route", "del", "local", "127.0.0.1", "dev", "lo", "table", "local"], pod.name);
+    ip(["route", "add", "127.0.0.0/8", "via", "169.254.77.1", "dev", "eth0"], pod.name);
+    execFileSync("ip", ["netns", "exec", pod.name, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1", "net.ipv4.conf.eth0.route_localnet=1"]);
+    const dropped = (): number => Number(/counter packets (\d+)/.exec(nft(d.hostNs, ["list", "chain", "inet", "workloadnet", "input"]))?.[1] ?? -1);
+    const before = dropped();
+    assert.match(await tryAsk(pod.name, "udp", "127.0.0.1", 9999), /^failed: .*timeout/);
+    assert.ok(dropped() > before, "dropped by our input rule");
+    await d.client.detach({ workloadId: "intruder" });
+  });
+
   it("a published UDP port answers another host", async () => {
     assert.equal(await ask(world.outside.name, "udp", NODE_V4, 5353), `web1 saw ${OUTSIDE_V4}`);
     assert.equal(await ask(world.outside.name, "udp", NODE_V6, 5353), `web1 saw ${OUTSIDE_V6}`);

@@ -95,7 +95,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const report = await recoverFromKernel({ host, ipam, registry, linkGroup: opts.linkGroup, log });
     log.info({ ...report }, "state recovered from the kernel");
     const egress = opts.egress ?? { masquerade: true, clusterCidrs: [], noMasqueradeCidrs: [] };
-    const nftables = await NftablesLayer.start({ masquerade: egress.masquerade, noMasqueradeCidrs: egress.noMasqueradeCidrs, log, flushConntrack: flushConntrackEntries });
+    const nftables = await NftablesLayer.start({ masquerade: egress.masquerade, podLinkGroup: opts.linkGroup, noMasqueradeCidrs: egress.noMasqueradeCidrs, log, flushConntrack: flushConntrackEntries });
     cleanups.push(() => nftables.drain());
     await adoptPublishedPorts(nftables, registry, log);
 

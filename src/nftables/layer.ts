@@ -40,6 +40,8 @@ export type ConntrackFlusher = (entries: readonly PortEntry[]) => Promise<number
 export interface NftablesOptions {
   /** Masquerade pod traffic to destinations outside the cluster (default on). */
   masquerade: boolean;
+  /** The link group of the pods' host-side veths (what may not reach the node's 127.0.0.1). */
+  podLinkGroup: number;
   /** Destinations never masqueraded, besides the cluster's pod prefixes (--no-masquerade-cidr). */
   noMasqueradeCidrs?: readonly string[];
   log: Logger;
@@ -77,7 +79,7 @@ export class NftablesLayer {
   static async start(opts: NftablesOptions): Promise<NftablesLayer> {
     const layer = new NftablesLayer(opts.nft ?? openNft(), opts);
     try {
-      await layer.nft.run(structureCommands({ masquerade: opts.masquerade }));
+      await layer.nft.run(structureCommands({ masquerade: opts.masquerade, podLinkGroup: opts.podLinkGroup }));
     } catch (err) {
       throw new NftError(`set up the nftables table: ${(err as Error).message}`, { cause: err });
     }

@@ -76,7 +76,7 @@ describe("entriesFor", () => {
 describe("table commands", () => {
   test("every command names our table only", () => {
     const entries = entriesFor([{ hostPort: 8080, containerPort: 80, protocol: "sctp", hostIp: "192.0.2.1" }], ["10.88.0.2"]);
-    const cmds = [...structureCommands({ masquerade: true }), ...structureCommands({ masquerade: false }), ...addEntryCommands(entries), ...deleteEntryCommands(entries)];
+    const cmds = [...structureCommands({ masquerade: true, podLinkGroup: 8 }), ...structureCommands({ masquerade: false, podLinkGroup: 8 }), ...addEntryCommands(entries), ...deleteEntryCommands(entries)];
     for (const c of cmds) assert.match(c, /^(add|flush|delete|create) (table|set|map|chain|rule|element) inet workloadnet( |$)/, c);
   });
 
@@ -89,7 +89,7 @@ describe("table commands", () => {
   });
 
   test("masquerade off: its chain is made and deleted in the same transaction (nft has no 'delete if present')", () => {
-    const off = structureCommands({ masquerade: false });
+    const off = structureCommands({ masquerade: false, podLinkGroup: 8 });
     assert.ok(off.includes("delete chain inet workloadnet egress"));
     assert.ok(!off.some((c) => c.includes("masquerade") && c.includes("@pod-v4")));
   });

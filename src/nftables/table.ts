@@ -38,6 +38,7 @@ const CHAINS: Record<string, string | undefined> = {
   // dstnat is not a keyword for the output hook in older nft: -100 is its value.
   output: "type nat hook output priority -100; policy accept;",
   postrouting: "type nat hook postrouting priority srcnat; policy accept;",
+  input: "type filter hook input priority filter; policy accept;",
 };
 const MASQUERADE_CHAIN = "egress";
 const MASQUERADE_HOOK = "type nat hook postrouting priority srcnat; policy accept;";
@@ -76,17 +77,27 @@ const MASQUERADE_RULES = [
 ];
 
 /**
+ * route_localnet on a pod's host veth (for 127.0.0.1 to its published ports)
+ * would also let the pod send to the node's own 127.0.0.1 services, as in
+ * kube-proxy's CVE-2020-8558. Only answers to connections we translated may
+ * come in from a pod link addressed to 127.0.0.0/8.
+ */
+function inputRules(podLinkGroup: number): string[] {
+  return [`iifgroup ${podLinkGroup} ip daddr 127.0.0.0/8 ct status & dnat != dnat counter drop`];
+}
+
+/**
  * The table's structure, made or brought up to date in one transaction:
  * `add` leaves what exists (and its elements) alone, then each chain is
  * flushed and its rules written again, so a restart of a newer daemon
  * replaces older rules. With masquerade off, its chain is removed.
  */
-export function structureCommands(opts: { masquerade: boolean }): string[] {
+export function structureCommands(opts: { masquerade: boolean; podLinkGroup: number }): string[] {
   const cmds = [`add table ${T}`];
   for (const [name, decl] of Object.entries(SETS)) cmds.push(`add ${decl.includes(" : ") ? "map" : "set"} ${T} ${name} { ${decl} }`);
   for (const [name, hook] of Object.entries(CHAINS)) cmds.push(hook === undefined ? `add chain ${T} ${name}` : `add chain ${T} ${name} { ${hook} }`);
   for (const name of Object.keys(CHAINS)) cmds.push(`flush chain ${T} ${name}`);
-  for (const [name, rules] of Object.entries(RULES)) for (const r of rules) cmds.push(`add rule ${T} ${name} ${r}`);
+  for (const [name, rules] of Object.entries({ ...RULES, input: inputRules(opts.podLinkGroup) })) for (const r of rules) cmds.push(`add rule ${T} ${name} ${r}`);
   // Made first in either case: nft has no "delete if it exists" (destroy came in 1.0.8).
   cmds.push(`add chain ${T} ${MASQUERADE_CHAIN} { ${MASQUERADE_HOOK} }`, `flush chain ${T} ${MASQUERADE_CHAIN}`);
   if (opts.masquerade) for (const r of MASQUERADE_RULES) cmds.push(`add rule ${T} ${MASQUERADE_CHAIN} ${r}`);
