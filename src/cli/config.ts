@@ -181,7 +181,7 @@ const SETTINGS = [
     key: "metrics-address",
     field: "metricsAddress",
     argName: "host:port",
-    description: "serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9650 (default: off)",
+    description: "serve Prometheus metrics at http://HOST:PORT/metrics and the probes /healthz and /readyz, e.g. 127.0.0.1:9650 (default: off)",
     parse: (raw) => hostPort(raw),
   }),
   setting({

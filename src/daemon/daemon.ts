@@ -10,10 +10,11 @@ import { StaticPrefixSource } from "../ipam/static-source.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { startMetricsServer } from "../metrics/metrics-server.js";
 import { Handle } from "../netlink/handle.js";
-import { deleteLinksInGroup } from "../netlink/link.js";
+import { deleteLinksInGroup, getLinkByIndex } from "../netlink/link.js";
 import { LinkDeletions } from "../netlink/link-deletions.js";
 import { LinkReaper, retiringGroup } from "../service/reaper.js";
 import { startGrpcServer } from "../server/grpc-server.js";
+import { LOOPBACK_INDEX } from "../service/constants.js";
 import { setupNode } from "../service/node-setup.js";
 import { recoverFromKernel } from "../service/recover.js";
 import { AttachmentRegistry } from "../service/registry.js";
@@ -100,7 +101,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     let metricsAddress: string | undefined;
     if (metrics !== undefined && opts.metricsAddress !== undefined) {
-      const m = await startMetricsServer(metrics.registry, opts.metricsAddress, log);
+      const m = await startMetricsServer(metrics.registry, opts.metricsAddress, log, {
+        prefixes: () => service.status(),
+        kernel: () => getLinkByIndex(host, LOOPBACK_INDEX),
+        socketPath: opts.socketPath,
+      });
       cleanups.push(() => m.close());
       metricsAddress = m.address;
     }
