@@ -40,6 +40,10 @@ export interface DaemonConfig {
   socketGroup: number | undefined;
   /** The CNI plugin's records of its attachments (absolute path); default: beside the socket. */
   cniStateFile: string | undefined;
+  /** Where to install the CNI plugin (with cniConfDir). */
+  cniBinDir: string | undefined;
+  /** Where to write the CNI network configuration once the pod prefixes are known (with cniBinDir). */
+  cniConfDir: string | undefined;
   /** The config file that was read, if any. */
   configFile: string | undefined;
 }
@@ -189,6 +193,20 @@ const SETTINGS = [
     field: "cniStateFile",
     argName: "path",
     description: "where the CNI plugin's attachments are recorded (default: SOCKET-NAME.cni-attachments.json beside the socket)",
+    parse: (raw) => absolutePath(raw),
+  }),
+  setting({
+    key: "cni-bin-dir",
+    field: "cniBinDir",
+    argName: "dir",
+    description: "install the CNI plugin into this directory at start, e.g. /opt/cni/bin (with --cni-conf-dir)",
+    parse: (raw) => absolutePath(raw),
+  }),
+  setting({
+    key: "cni-conf-dir",
+    field: "cniConfDir",
+    argName: "dir",
+    description: "write the CNI network configuration here once the pod prefixes are known, e.g. /etc/cni/net.d (with --cni-bin-dir)",
     parse: (raw) => absolutePath(raw),
   }),
   setting({
@@ -480,6 +498,8 @@ export function parseConfig(
     metricsAddress: undefined,
     socketGroup: undefined,
     cniStateFile: undefined,
+    cniBinDir: undefined,
+    cniConfDir: undefined,
     configFile,
   };
   for (const s of SETTINGS) {

@@ -40,6 +40,9 @@ async function main(): Promise<void> {
   if (config.prefixFile !== undefined && (prefixes.v4 || prefixes.v6)) {
     fail(`--prefix-file "${config.prefixFile}" cannot be combined with --ipv4-prefix/--ipv6-prefix: choose one source of pod prefixes`);
   }
+  if ((config.cniBinDir === undefined) !== (config.cniConfDir === undefined)) {
+    fail("--cni-bin-dir and --cni-conf-dir go together: the plugin and its network configuration are installed as one");
+  }
   const log = pino({ level: config.logLevel, base: { service: "workloadnetd" } });
 
   const daemon = await startDaemon({
@@ -54,6 +57,7 @@ async function main(): Promise<void> {
     ...(config.prefixFile !== undefined ? { prefixFile: config.prefixFile } : {}),
     ...(config.socketGroup !== undefined ? { socketGroup: config.socketGroup } : {}),
     ...(config.cniStateFile !== undefined ? { cniStateFile: config.cniStateFile } : {}),
+    ...(config.cniBinDir !== undefined && config.cniConfDir !== undefined ? { cniInstall: { binDir: config.cniBinDir, confDir: config.cniConfDir } } : {}),
   }).catch((err: unknown) => {
     log.fatal({ err: (err as Error).message }, "workloadnetd failed to start");
     process.exit(1);

@@ -2,6 +2,7 @@
 // then serves. Nothing here knows about flags or files (see cli/).
 import type { Logger } from "pino";
 import { createCniEndpoint, defaultCniStateFile } from "../cni/endpoint.js";
+import { CniInstaller, ConflistWriter } from "../cni/install.js";
 import { Ipam } from "../ipam/allocator.js";
 import { FilePrefixSource } from "../ipam/file-source.js";
 import { formatPrefixes, type Prefixes } from "../ipam/prefix.js";
@@ -38,6 +39,8 @@ export interface DaemonOptions {
   metricsAddress?: { host: string; port: number };
   /** Records of the CNI plugin's attachments (for GC and DEL); default: beside the socket. */
   cniStateFile?: string;
+  /** Install the CNI plugin and, once the prefixes are known, its conflist (see cni/install.ts). */
+  cniInstall?: { binDir: string; confDir: string };
   log: Logger;
 }
 
@@ -71,6 +74,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const registry = new AttachmentRegistry();
     const report = await recoverFromKernel({ host, ipam, registry, linkGroup: opts.linkGroup, log });
     log.info({ ...report }, "state recovered from the kernel");
+
+    const installer = opts.cniInstall && new CniInstaller({ ...opts.cniInstall, socketPath: opts.socketPath, log });
+    await installer?.installPlugin();
 
     const prefixSource = await openPrefixSource(opts, log);
     cleanups.push(() => prefixSource.close());
@@ -118,6 +124,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       ...(opts.socketGroup !== undefined ? { socketGroup: opts.socketGroup } : {}),
     });
     cleanups.push(() => server.close());
+    if (installer) {
+      const conflist = new ConflistWriter(installer, log);
+      cleanups.push(() => conflist.close());
+      if (ipam.ready()) conflist.write();
+      prefixSource.onChange(() => conflist.write());
+    }
     log.info({ socket: opts.socketPath, readyMs: Math.round(performance.now() - started), attached: registry.size }, "workloadnetd ready");
 
     let closing: Promise<void> | undefined;
