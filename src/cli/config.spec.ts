@@ -56,6 +56,8 @@ describe("defaults and flags", () => {
       metricsAddress: undefined,
       socketGroup: undefined,
       cniStateFile: undefined,
+      cniBinDir: undefined,
+      cniConfDir: undefined,
       configFile: undefined,
     });
   });
@@ -74,6 +76,8 @@ describe("defaults and flags", () => {
       "--metrics-address", "[::1]:9650",
       "--socket-group", "containerd",
       "--cni-state-file=/var/lib/workloadnet/cni.json",
+      "--cni-bin-dir", "/opt/cni/bin",
+      "--cni-conf-dir=/etc/cni/net.d",
     ]);
     assert.deepEqual(config, {
       socketPath: "/run/wl/api.sock",
@@ -88,6 +92,8 @@ describe("defaults and flags", () => {
       metricsAddress: { host: "::1", port: 9650 },
       socketGroup: 1234,
       cniStateFile: "/var/lib/workloadnet/cni.json",
+      cniBinDir: "/opt/cni/bin",
+      cniConfDir: "/etc/cni/net.d",
       configFile: undefined,
     });
   });
@@ -135,6 +141,7 @@ describe("bad values give one-line ConfigErrors naming the flag and value", () =
     }
     fails(["--detach-mode", "lazy"], 'invalid --detach-mode "lazy": must be one of sync, deferred');
     fails(["--cni-state-file", "cni.json"], 'invalid --cni-state-file "cni.json": must be an absolute path');
+    fails(["--cni-bin-dir", "opt/cni/bin"], 'invalid --cni-bin-dir "opt/cni/bin": must be an absolute path');
     fails(["--log-level", "verbose"], 'invalid --log-level "verbose": must be one of trace, debug, info, warn, error, fatal');
     fails(["--log-level", "INFO"], /^invalid --log-level "INFO": /);
     for (const level of ["trace", "debug", "info", "warn", "error", "fatal"]) {
@@ -235,6 +242,8 @@ describe("config file", () => {
         "metrics-address": "127.0.0.1:9650",
         "socket-group": 1234,
         "cni-state-file": "/var/lib/wl/cni.json",
+        "cni-bin-dir": "/opt/cni/bin",
+        "cni-conf-dir": "/etc/cni/net.d",
       }),
     );
     assert.deepEqual(parse(["--config", "/etc/wl.json"], {}, file), {
@@ -250,6 +259,8 @@ describe("config file", () => {
       metricsAddress: { host: "127.0.0.1", port: 9650 },
       socketGroup: 1234,
       cniStateFile: "/var/lib/wl/cni.json",
+      cniBinDir: "/opt/cni/bin",
+      cniConfDir: "/etc/cni/net.d",
       configFile: "/etc/wl.json",
     });
     const overridden = parse(["--config", "/etc/wl.json", "--mtu", "9000", "--ipv4-prefix", "10.1.0.0/16"], {}, file);
