@@ -5,6 +5,9 @@ import { parsePrefix, type Prefixes } from "../ipam/prefix.js";
 import { startDaemon } from "../daemon/daemon.js";
 import { ConfigError, HelpRequested, parseConfig, type DaemonConfig } from "./config.js";
 
+/** The oldest Node.js major the project supports (package.json "engines"). */
+const MIN_NODE_MAJOR = 24;
+
 function fail(message: string): never {
   process.stderr.write(`workloadnetd: ${message}\n`);
   process.exit(2);
@@ -44,6 +47,10 @@ async function main(): Promise<void> {
     fail("--cni-bin-dir and --cni-conf-dir go together: the plugin and its network configuration are installed as one");
   }
   const log = pino({ level: config.logLevel, base: { service: "workloadnetd" } });
+  log.info({ node: process.version, execPath: process.execPath }, "workloadnetd starting");
+  if (Number(process.versions.node.split(".")[0]) < MIN_NODE_MAJOR) {
+    log.warn({ node: process.version }, `Node.js ${process.version} is older than ${MIN_NODE_MAJOR}, the oldest this daemon supports: start it through bin/workloadnetd, which uses the Node.js the install step brings`);
+  }
 
   const daemon = await startDaemon({
     socketPath: config.socketPath,
