@@ -15,6 +15,7 @@ packages=(
   g++ make python3                    # native addon and CNI plugin (node-gyp)
   podman runc busybox-static          # the end-to-end test with a real runtime
   containernetworking-plugins         # ptp + host-local, the benchmark's baseline
+  openssl                             # certificates for the Kubernetes API stand-in
   systemd                             # systemd-analyze checks the unit file (deploy/systemd)
 )
 missing=()

@@ -22,6 +22,7 @@ import {
   VETH_INFO_PEER,
 } from "./constants.js";
 import { formatMac } from "./mac.js";
+import { decodeVxlanInfo, type VxlanInfo } from "./vxlan-info.js";
 
 export interface IfInfo {
   family: number;
@@ -69,6 +70,8 @@ export interface Link {
   operstate?: number;
   txQueues?: number;
   rxQueues?: number;
+  /** The tunnel's settings, for kind "vxlan". */
+  vxlan?: VxlanInfo;
 }
 
 export function decodeLink(payload: Buffer): Link {
@@ -95,8 +98,11 @@ export function decodeLink(payload: Buffer): Link {
   if (rxQueues !== undefined) link.rxQueues = rxQueues;
   const linkinfo = attrs.get(IFLA_LINKINFO);
   if (linkinfo !== undefined) {
-    const kind = readString(attrMap(parseAttrs(linkinfo)).get(IFLA_INFO_KIND));
+    const info = attrMap(parseAttrs(linkinfo));
+    const kind = readString(info.get(IFLA_INFO_KIND));
     if (kind !== undefined) link.kind = kind;
+    const data = info.get(IFLA_INFO_DATA);
+    if (kind === "vxlan" && data !== undefined) link.vxlan = decodeVxlanInfo(data);
   }
   return link;
 }
