@@ -13,7 +13,7 @@ import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import * as grpc from "@grpc/grpc-js";
 import type { NetNSAttachment } from "../gen/workload_pb.js";
-import { ServiceError } from "../service/errors.js";
+import { ServiceError, StatusCode } from "../service/errors.js";
 import type { NetnsAttachment, WorkloadService } from "../service/types.js";
 import { PeerAuthorizer, secureSocketDirectory, type AccessDecision, type HandleLike } from "./peer-auth.js";
 import { createSniffingServer } from "./protocol-sniff.js";
@@ -208,7 +208,8 @@ interface CallContext {
 function serviceHandlers(service: WorkloadService, ctx: CallContext): WorkloadNetworkingHandlers {
   return {
     attach: unary("Attach", ctx, async (req, signal) => {
-      const out = await service.attach({ workloadId: req.workloadId, netns: toNetns(req.netns) }, signal);
+      const portMappings = req.portMappings.map((m) => ({ hostPort: m.hostPort, containerPort: m.containerPort, protocol: m.protocol, hostIp: m.hostIp }));
+      const out = await service.attach({ workloadId: req.workloadId, netns: toNetns(req.netns), ...(portMappings.length > 0 ? { portMappings } : {}) }, signal);
       return { ip: out.addresses.map(ipToBytes), hostIfName: out.hostIfName, hostMac: out.hostMac, mac: out.podMac };
     }),
     detach: unary("Detach", ctx, async (req, signal) => {
@@ -218,7 +219,19 @@ function serviceHandlers(service: WorkloadService, ctx: CallContext): WorkloadNe
     status: unary("Status", ctx, async () => {
       await service.status();
       const d = service.describe?.();
-      return d === undefined ? {} : { prefixes: d.prefixes, attached: d.attached, prefixError: d.prefixError ?? "" };
+      if (d === undefined) return {};
+      return {
+        prefixes: d.prefixes,
+        attached: d.attached,
+        prefixError: d.prefixError ?? "",
+        source: d.source ?? "",
+        lastSync: d.lastSync?.toISOString() ?? "",
+        sourceError: d.sourceError ?? "",
+        problems: d.problems ?? [],
+        nodesKnown: d.nodesKnown ?? 0,
+        nodeName: d.nodeName ?? "",
+        routing: d.routing ?? "",
+      };
     }),
     check: unary("Check", ctx, async (req) => {
       await service.check({ workloadId: req.workloadId, netns: toNetns(req.netns) });
@@ -226,9 +239,21 @@ function serviceHandlers(service: WorkloadService, ctx: CallContext): WorkloadNe
     }),
     list: unary("List", ctx, async () => {
       const all = await service.list();
-      return { attachments: all.map((a) => ({ workloadId: a.workloadId, ip: a.addresses.map(ipToBytes), hostIfName: a.hostIfName })) };
+      return {
+        attachments: all.map((a) => ({
+          workloadId: a.workloadId,
+          ip: a.addresses.map(ipToBytes),
+          hostIfName: a.hostIfName,
+          portMappings: (a.portMappings ?? []).map((m) => ({ hostPort: m.hostPort, containerPort: m.containerPort, protocol: m.protocol, hostIp: m.hostIp ?? "" })),
+        })),
+      };
     }),
     gc: unary("GC", ctx, async (req) => ({ removedWorkloadIds: await service.gc(req.keepWorkloadIds) })),
+    nodes: unary("Nodes", ctx, async () => {
+      if (service.nodes === undefined) throw new ServiceError(StatusCode.Unimplemented, "this daemon has no cluster view");
+      const out = await service.nodes();
+      return { nodes: out.nodes.map((n) => ({ ...n, message: n.message ?? "" })), problems: out.problems };
+    }),
   };
 }
 

@@ -20,6 +20,8 @@ import {
   GCResponseSchema,
   ListRequestSchema,
   ListResponseSchema,
+  NodesRequestSchema,
+  NodesResponseSchema,
   StatusRequestSchema,
   StatusResponseSchema,
   WorkloadNetworking,
@@ -51,6 +53,7 @@ export interface WorkloadNetworkingHandlers extends grpc.UntypedServiceImplement
   check: Unary<typeof CheckRequestSchema, typeof CheckResponseSchema>;
   list: Unary<typeof ListRequestSchema, typeof ListResponseSchema>;
   gc: Unary<typeof GCRequestSchema, typeof GCResponseSchema>;
+  nodes: Unary<typeof NodesRequestSchema, typeof NodesResponseSchema>;
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -91,4 +94,5 @@ export const workloadNetworkingDefinition: grpc.ServiceDefinition<WorkloadNetwor
   check: unary("Check", CheckRequestSchema, CheckResponseSchema),
   list: unary("List", ListRequestSchema, ListResponseSchema),
   gc: unary("GC", GCRequestSchema, GCResponseSchema),
+  nodes: unary("Nodes", NodesRequestSchema, NodesResponseSchema),
 };

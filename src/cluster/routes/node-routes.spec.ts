@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
-import { assertSandbox, ip, ipJson, type IpRoute } from "../../../test/sandbox.js";
+import { assertSandbox, execIn, ip, ipJson, type IpRoute } from "../../../test/sandbox.js";
 import { buildClusterTopology, ipBatch, pingFrom, tcpSourceSeen, type ClusterTopology, type TopologyNode } from "../../../test/cluster-topology.js";
 import { NodeRoutes, type ReconcileResult } from "./node-routes.js";
 import { podMtu } from "./underlay.js";
@@ -210,6 +210,46 @@ describe("routes between nodes", () => {
     assert.deepEqual({ routes: routeTable(n1), fdb: fdb(n1), neigh: neighbours(n1) }, want);
   });
 
+  it("the device drifted (MTU and MAC changed, set down, which flushes its routes and neighbours): fixed in place and refilled", async () => {
+    const n1 = topo.node("n1");
+    const want = { routes: routeTable(n1), fdb: fdb(n1), neigh: neighbours(n1) };
+    ipBatch(n1.ns.name, ["link set wnvx0 mtu 1400 address 02:11:11:11:11:11", "link set wnvx0 down"]);
+    assert.notDeepEqual(routeTable(n1), want.routes, "the kernel dropped the routes via the downed device");
+    const r = (await applyAll("auto", ["n1"])).get("n1")!;
+    assert.equal(r.changes.updated, 1, "the device fixed, not recreated");
+    assert.ok(r.changes.added >= 2, JSON.stringify(r.changes));
+    const [link] = ipJson<{ mtu: number; flags: string[]; address: string }[]>(["link", "show", "dev", "wnvx0"], n1.ns.name);
+    assert.equal(link?.mtu, 1450);
+    assert.equal(link?.address, vtepMac("192.0.2.11"), "the VTEP MAC the other nodes derive for n1");
+    assert.ok(link?.flags.includes("UP"));
+    assert.deepEqual({ routes: routeTable(n1), fdb: fdb(n1), neigh: neighbours(n1) }, want);
+    assert.deepEqual(await unreachable(topo), []);
+  });
+
+  it("the MTU: pods at the VXLAN device's MTU get full-size packets across with DF set; 1500-byte ones do not fit", async () => {
+    const [a, b] = [topo.node("n1"), topo.node("n3")];
+    const [pa, pb] = [a.pods[0]!, b.pods[0]!];
+    const df = async (size: number, addr: string) => (await execIn(pa.ns.name, ["ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", String(size), addr])).code === 0;
+    // Pods left at 1500: a full-size IPv4 packet cannot enter the tunnel (1450).
+    assert.equal(await df(1472, pb.v4), false);
+    for (const [n, pod] of [[a, pa], [b, pb]] as const) {
+      ip(["link", "set", "pod0", "mtu", "1450"], n.ns.name);
+      ip(["link", "set", "eth0", "mtu", "1450"], pod.ns.name);
+    }
+    assert.ok(await df(1450 - 28, pb.v4), "IPv4: 1450 bytes with DF");
+    assert.ok(await df(1450 - 48, pb.v6), "IPv6: 1450 bytes");
+  });
+
+  it("applies called at once run one after another; the last view wins", async () => {
+    const n1 = topo.node("n1");
+    const r1 = routers.get("n1")!;
+    const want = routeTable(n1);
+    const [first, second] = await Promise.all([r1.apply(topo.viewFor("n1", (o) => o.filter((x) => x.name !== "n3"))), r1.apply(topo.viewFor("n1"))]);
+    assert.deepEqual(kindsOf(first), { n2: "direct/installed" });
+    assert.deepEqual(kindsOf(second), { n2: "direct/installed", n3: "vxlan/installed" });
+    assert.deepEqual(routeTable(n1), want);
+  });
+
   it("a node readdressed or given a new prefix: its entries follow; removed: they go", async () => {
     const n1 = topo.node("n1");
     const r1 = routers.get("n1")!;
@@ -266,6 +306,18 @@ describe("routes between nodes", () => {
       assert.equal(hasLink(topo.node(name), "wnvx0"), false, `${name}: no VXLAN device`);
     }
     assert.equal(await pingFrom(topo.node("n1").pods[0]!.ns, topo.node("n2").pods[0]!.v4), false);
+
+    // A link of our device's name that is not ours: left alone, and the reason shown.
+    ip(["link", "add", "wnvx0", "type", "veth", "peer", "name", "wnvx0p"], n1.ns.name);
+    const blocked = (await applyAll("vxlan", ["n1"])).get("n1")!;
+    assert.match(blocked.problems.join("\n"), /VXLAN device wnvx0: a link named wnvx0 exists and is not ours \(kind veth/);
+    assert.deepEqual(kindsOf(blocked), { n2: "vxlan/error", n3: "vxlan/error" });
+    assert.match(blocked.nodes[0]!.error!, /no VXLAN device: a link named wnvx0 exists and is not ours/);
+    assert.equal(ipJson<{ linkinfo?: { info_kind?: string } }[]>(["-d", "link", "show", "dev", "wnvx0"], n1.ns.name)[0]?.linkinfo?.info_kind, "veth");
+    assert.deepEqual(routeTable(n1), []);
+    await new NodeRoutes({ handle: topo.handle("n1"), mode: "none" }).cleanup();
+    assert.ok(hasLink(n1, "wnvx0"), "cleanup leaves a link that is not ours");
+    ip(["link", "del", "wnvx0"], n1.ns.name);
   });
 
   it("podMtu: the underlay's MTU, less the VXLAN overhead when VXLAN may be used", async () => {

@@ -11,6 +11,7 @@ import { deleteFdbRequest, listFdb, replaceFdbRequest, type FdbEntry } from "../
 import { deleteNeighbourRequest, listNeighbours, replacePermanentNeighbourRequest, type Neighbour } from "../../netlink/neigh.js";
 import { deleteRouteRequest, listRoutes, lookupRouteRequest, replaceRouteRequest, type Route } from "../../netlink/route.js";
 import type { Request } from "../../netlink/socket.js";
+import { isErrno } from "../../netlink/errors.js";
 import { decodeRoute } from "../../netlink/codec/route-message.js";
 import {
   AF_INET,
@@ -173,13 +174,14 @@ export class NodeRoutes {
           vxlanProblem = (err as Error).message;
         }
       }
-      if (vxlanProblem !== undefined) result.problems.push(`VXLAN device ${this.vx.name}: ${vxlanProblem}`);
+      // Without other nodes nothing needs the device yet: no problem to show (e.g. before the first view).
+      if (vxlanProblem !== undefined && view.nodes.length > 0) result.problems.push(`VXLAN device ${this.vx.name}: ${vxlanProblem}`);
     } else if (await removeDevice(this.h, this.vx.name)) {
       result.changes.removed++;
     }
 
     // 2. The main table: ours, and others' that a route of ours would overwrite.
-    const main = (await listRoutes(this.h)).filter((r) => r.table === RT_TABLE_MAIN && r.dstLen > 0 && r.dst !== undefined);
+    const main = (await retryInterrupted(() => listRoutes(this.h))).filter((r) => r.table === RT_TABLE_MAIN && r.dstLen > 0 && r.dst !== undefined);
     const ours = new Map<string, Route[]>();
     const foreign = new Map<string, string>();
     for (const r of main) {
@@ -195,10 +197,11 @@ export class NodeRoutes {
     const wanted = computeWanted(view, mode, { onLink, foreign, ...(vxlan ? { vxlan } : {}), ...(vxlanProblem ? { vxlanProblem } : {}) });
     const ops: Op[] = [];
     if (vxlan !== undefined) {
+      const index = vxlan.index;
       const [fdb, neighbours, addresses] = await Promise.all([
-        listFdb(this.h, vxlan.index),
-        listNeighbours(this.h, { index: vxlan.index }),
-        listAddresses(this.h, { index: vxlan.index }),
+        retryInterrupted(() => listFdb(this.h, index)),
+        retryInterrupted(() => listNeighbours(this.h, { index })),
+        retryInterrupted(() => listAddresses(this.h, { index })),
       ]);
       ops.push(...this.fdbOps(wanted, fdb, vxlan.index), ...this.neighbourOps(wanted, neighbours, vxlan.index));
       ops.push(...this.addressOps(view, addresses, vxlan.index));
@@ -371,10 +374,24 @@ export class NodeRoutes {
 
   private async removeAll(result: ReconcileResult): Promise<ReconcileResult> {
     if (await removeDevice(this.h, this.vx.name)) result.changes.removed++;
-    const ours = (await listRoutes(this.h)).filter((r) => r.table === RT_TABLE_MAIN && r.protocol === this.protocol);
+    const ours = (await retryInterrupted(() => listRoutes(this.h))).filter((r) => r.table === RT_TABLE_MAIN && r.protocol === this.protocol);
     const ops: Op[] = ours.map((r) => ({ req: deleteRouteRequest(r, this.h.where), effect: "removed", ignore: GONE }));
     await this.run(ops, result);
     return result;
+  }
+}
+
+/**
+ * A dump the kernel marks interrupted (the table changed under it, e.g. pods
+ * attaching meanwhile) may be inconsistent: read it again, a few times.
+ */
+async function retryInterrupted<T>(read: () => Promise<T>, tries = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await read();
+    } catch (err) {
+      if (i >= tries || !isErrno(err, "EINTR")) throw err;
+    }
   }
 }
 

@@ -75,6 +75,9 @@ export const IFLA_PROP_LIST = 52;
 export const IFLA_ALT_IFNAME = 53;
 // IFLA_AF_SPEC / AF_INET6 (IFLA_INET6_*)
 export const IFLA_INET6_ADDR_GEN_MODE = 8;
+// IFLA_AF_SPEC / AF_INET: IFLA_INET_CONF holds ipv4_devconf values by index (linux/ip.h)
+export const IFLA_INET_CONF = 1;
+export const IPV4_DEVCONF_ROUTE_LOCALNET = 26;
 /** No automatic IPv6 link-local address (enum in6_addr_gen_mode). */
 export const IN6_ADDR_GEN_MODE_NONE = 1;
 export const IFLA_INFO_KIND = 1;

@@ -1,6 +1,7 @@
 // struct ifinfomsg (16 bytes) and the link attributes we read and write.
 import { attr, attrMap, attrNested, attrS32, attrString, attrU32, attrU8, parseAttrs, readString, readU32, zeroed } from "./attributes.js";
 import {
+  AF_INET,
   AF_INET6,
   AF_UNSPEC,
   IFLA_ADDRESS,
@@ -10,6 +11,7 @@ import {
   IFLA_IFNAME,
   IFLA_INFO_DATA,
   IFLA_INET6_ADDR_GEN_MODE,
+  IFLA_INET_CONF,
   IFLA_INFO_KIND,
   IFLA_LINK,
   IFLA_LINK_NETNSID,
@@ -19,6 +21,7 @@ import {
   IFLA_NUM_RX_QUEUES,
   IFLA_NUM_TX_QUEUES,
   IFLA_OPERSTATE,
+  IPV4_DEVCONF_ROUTE_LOCALNET,
   VETH_INFO_PEER,
 } from "./constants.js";
 import { formatMac } from "./mac.js";
@@ -122,6 +125,8 @@ export interface LinkSettings {
    * kernel takes it only for an existing link, and it counts only at the next up.
    */
   ipv6AddrGenMode?: number;
+  /** The link's IPv4 route_localnet setting (net.ipv4.conf.LINK.route_localnet). */
+  routeLocalnet?: boolean;
 }
 
 /** Attributes shared by link creation and modification. */
@@ -137,6 +142,10 @@ export function encodeLinkSettings(s: LinkSettings): Buffer[] {
   if (s.rxQueues !== undefined) out.push(attrU32(IFLA_NUM_RX_QUEUES, s.rxQueues));
   if (s.ipv6AddrGenMode !== undefined) {
     out.push(attrNested(IFLA_AF_SPEC, [attrNested(AF_INET6, [attrU8(IFLA_INET6_ADDR_GEN_MODE, s.ipv6AddrGenMode)])]));
+  }
+  if (s.routeLocalnet !== undefined) {
+    const conf = attrNested(IFLA_INET_CONF, [attrU32(IPV4_DEVCONF_ROUTE_LOCALNET, s.routeLocalnet ? 1 : 0)]);
+    out.push(attrNested(IFLA_AF_SPEC, [attrNested(AF_INET, [conf])]));
   }
   return out;
 }
