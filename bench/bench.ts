@@ -38,12 +38,16 @@
 //
 //   node dist/bench/bench.js [--n 100] [--concurrency 16] [--rss-count 1000]
 //        [--profile] [--only a,a4,b,rss,c,d] [--cni PATH] [--detach-mode sync|deferred]
-//        [--warmup ROUNDS] [--pairs K]
+//        [--warmup ROUNDS] [--pairs K] [--daemon-node PATH] [--json FILE]
+//
+// --daemon-node starts the daemon on another Node.js binary (default: the
+// one running the bench); --json also writes the figures to FILE, for
+// bench/node-versions.ts, which compares Node.js versions.
 //
 // --profile runs the daemon under `node --cpu-prof` and prints its top
 // self-time functions during (b)'s sequential attaches and detaches (the
 // profiler slows the daemon, so the run's figures for (b)/(c) are inflated).
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { accessSync, closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -106,12 +110,16 @@ interface Options {
   warmup: number;
   /** (d) then (b), this many times in alternation (the first pair is the table's). */
   pairs: number;
+  /** The Node.js binary the daemon runs on. */
+  daemonNode: string;
+  /** Where to write the figures as JSON, if anywhere. */
+  json: string | undefined;
 }
 
 const daemonLabel = (o: Options): string => `(b) workloadnetd, gRPC${o.detachMode === "deferred" ? ", deferred detach" : ""}`;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { n: 100, concurrency: 16, rssCount: 1000, profile: false, only: new Set(ALL_PARTS), cni: undefined, detachMode: "sync", warmup: 20, pairs: 5 };
+  const o: Options = { n: 100, concurrency: 16, rssCount: 1000, profile: false, only: new Set(ALL_PARTS), cni: undefined, detachMode: "sync", warmup: 20, pairs: 5, daemonNode: process.execPath, json: undefined };
   const int = (flag: string, raw: string | undefined, min: number, max: number): number => {
     const v = Number(raw);
     if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${flag} must be an integer from ${min} to ${max}, not ${raw}`);
@@ -147,6 +155,12 @@ function parseOptions(argv: string[]): Options {
       }
       case "--cni":
         o.cni = value();
+        break;
+      case "--daemon-node":
+        o.daemonNode = value() ?? "";
+        break;
+      case "--json":
+        o.json = value();
         break;
       case "--detach-mode": {
         const mode = value();
@@ -364,7 +378,7 @@ interface Daemon {
   profileDir: string | undefined;
 }
 
-async function startDaemon(hostNs: string, tmp: string, profile: boolean, detachMode: "sync" | "deferred"): Promise<Daemon> {
+async function startDaemon(hostNs: string, tmp: string, profile: boolean, detachMode: "sync" | "deferred", node: string): Promise<Daemon> {
   const socket = `/run/workloadnet/${hostNs}.sock`;
   const profileDir = profile ? path.join(tmp, "cpu-prof") : undefined;
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
@@ -375,7 +389,7 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
   const logFd = openSync(logPath, "a");
   let child: ChildProcess;
   try {
-    child = spawn("ip", ["netns", "exec", hostNs, process.execPath, ...DAEMON_NODE_FLAGS, ...nodeArgs, DAEMON_JS, "--socket", socket, "--ipv4-prefix", DAEMON_V4, "--ipv6-prefix", DAEMON_V6, "--detach-mode", detachMode], {
+    child = spawn("ip", ["netns", "exec", hostNs, node, ...DAEMON_NODE_FLAGS, ...nodeArgs, DAEMON_JS, "--socket", socket, "--ipv4-prefix", DAEMON_V4, "--ipv6-prefix", DAEMON_V6, "--detach-mode", detachMode], {
       stdio: ["ignore", logFd, "pipe"],
     });
   } finally {
@@ -438,7 +452,7 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
   // `ip netns exec` execs the command, so the child is node itself; if an ip
   // version forks instead, the daemon is its only child.
   let pid = child.pid!;
-  if (readlinkSync(`/proc/${pid}/exe`) !== realpathSync(process.execPath)) {
+  if (readlinkSync(`/proc/${pid}/exe`) !== realpathSync(node)) {
     const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
     if (kids.length === 1) pid = Number(kids[0]);
   }
@@ -853,7 +867,7 @@ async function main(): Promise<void> {
       ip(["link", "set", "lo", "up"], hostNs.name);
       progress(`(b) starting the daemon in ${hostNs.name}${opts.profile ? " under --cpu-prof" : ""}`);
       try {
-        daemon = await startDaemon(hostNs.name, tmp, opts.profile, opts.detachMode);
+        daemon = await startDaemon(hostNs.name, tmp, opts.profile, opts.detachMode, opts.daemonNode);
       } catch (err) {
         results.push(emptyResult(daemonLabel(opts), (err as Error).message));
       }
@@ -1099,6 +1113,7 @@ async function main(): Promise<void> {
       printProfile(daemon.profileDir, profileWindows);
     }
 
+    if (opts.json !== undefined) writeJson(opts.json, opts, results, rss);
     for (const x of results) if (x.error) process.exitCode = 1;
   } finally {
     if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) await stopDaemon(daemon).catch(() => undefined);
@@ -1123,6 +1138,24 @@ async function main(): Promise<void> {
     console.log(`left over: links ${leftLinks}, namespaces ${leftNs}`);
     process.stderr.write(`[bench] total ${((nowMs() - runStarted) / 1000).toFixed(1)} s\n`);
   }
+}
+
+/** The figures of the table and the RSS phase, for comparing runs (bench/node-versions.ts). */
+function writeJson(file: string, opts: Options, results: Result[], rss: RssFigures | undefined): void {
+  const daemonNodeVersion = spawnSync(opts.daemonNode, ["-p", "process.version"], { encoding: "utf8" }).stdout.trim();
+  const rows = results
+    .filter((x) => !x.error)
+    .map((x) => ({
+      label: x.label,
+      attachP50: quantile(x.attach, 0.5),
+      attachP99: quantile(x.attach, 0.99),
+      detachP50: x.detachMeanOnly ?? quantile(x.detach, 0.5),
+      attachRate: x.attachRate,
+      detachRate: x.detachRate,
+      cpuAttach: x.cpuAttach,
+      cpuDetach: x.cpuDetach,
+    }));
+  writeFileSync(file, JSON.stringify({ daemonNode: opts.daemonNode, daemonNodeVersion, n: opts.n, concurrency: opts.concurrency, rows, rss: rss ?? null }, null, 2));
 }
 
 function printProfile(dir: string, windows: { label: string; w: [number, number] }[]): void {

@@ -18,6 +18,7 @@ packages=(
   nftables libnftables-dev            # our table (the daemon links libnftables); nft for the tests
   conntrack iptables                  # the tests: conntrack entries, iptables-nft rules that must stay untouched
   openssl                             # certificates for the Kubernetes API stand-in
+  systemd                             # systemd-analyze checks the unit file (deploy/systemd)
 )
 missing=()
 for p in "${packages[@]}"; do

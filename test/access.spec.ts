@@ -1,12 +1,13 @@
 // Access control on the API socket, with real unprivileged users (setpriv):
 // the file system layer (socket 0660, directory 0750, root + socket group) and
 // the peer-credential check made on every call (SO_PEERCRED/SO_PEERGROUPS).
-// Runs in the sandbox; the client runs as `nobody` from dist/test/access-client.js.
+// Runs in the sandbox; the client runs as `nobody` from dist/test/access-client.js,
+// reached through a bind mount of the checkout (see exposeCheckout).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startGrpcServer, type GrpcServer } from "../src/server/grpc-server.js";
 import type { AttachInput, AttachOutput, DetachInput, WorkloadService } from "../src/service/types.js";
@@ -14,7 +15,12 @@ import { DaemonHarness } from "./daemon-harness.js";
 import { assertSandbox, uniqueName } from "./sandbox.js";
 import { captureLogger } from "./log-capture.js";
 
-const CLIENT_JS = fileURLToPath(new URL("./access-client.js", import.meta.url));
+/** The checkout (this file is dist/test/access.spec.js) and the client in it. */
+const CHECKOUT = fileURLToPath(new URL("../../", import.meta.url));
+const CLIENT_IN_CHECKOUT = fileURLToPath(new URL("./access-client.js", import.meta.url));
+/** Where the client is run from: the checkout as seen through EXPOSED (set in before()). */
+let clientJs = CLIENT_IN_CHECKOUT;
+let nodeBin = process.execPath;
 /** An existing group ("users" on Debian): tests must not add groups to the machine's /etc/group. */
 const GROUP_NAME = "users";
 const GROUP = 100;
@@ -46,7 +52,7 @@ const AS_NOBODY_PRIMARY_GROUP = [`--regid=${GROUP}`, "--clear-groups"];
 /** Runs the client (asynchronously: the server under test may live in this very process). */
 function runClientAs(argv: string[], socketPath: string, netnsPath?: string): Promise<ClientReport> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, [...argv.slice(1), process.execPath, CLIENT_JS, socketPath, ...(netnsPath ? [netnsPath] : [])], {
+    const child = spawn(argv[0]!, [...argv.slice(1), nodeBin, clientJs, socketPath, ...(netnsPath ? [netnsPath] : [])], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -97,13 +103,38 @@ const mode = (path: string): number => statSync(path).mode & 0o7777;
 
 // Under /run/workloadnet (a tmpfs of the sandbox, 0755): /tmp's mkdtemp dirs are 0700, closed to nobody.
 const BASE = `/run/workloadnet/${uniqueName("access-")}`;
+const EXPOSED = join(BASE, "checkout");
+let exposed = false;
+
+/**
+ * The checkout may sit under a directory nobody cannot enter (root's home is
+ * 0700), and then nobody cannot load the client, its modules or the Node.js
+ * under node_modules. A bind mount shows the same tree at a path nobody can
+ * reach; it lives in the sandbox's private mount namespace only.
+ */
+function exposeCheckout(): void {
+  mkdirSync(EXPOSED, { mode: 0o755 });
+  execFileSync("mount", ["--bind", CHECKOUT, EXPOSED]);
+  exposed = true;
+  const through = (path: string): string => {
+    const rel = relative(CHECKOUT, path);
+    return rel.startsWith("..") || rel.startsWith(sep) ? path : join(EXPOSED, rel);
+  };
+  clientJs = through(CLIENT_IN_CHECKOUT);
+  nodeBin = through(process.execPath);
+}
 
 before(() => {
   assertSandbox();
   mkdirSync(BASE, { mode: 0o755 });
   chmodSync(BASE, 0o755);
+  exposeCheckout();
 });
-after(() => rmSync(BASE, { recursive: true, force: true }));
+after(() => {
+  // Never remove BASE while the checkout is still mounted inside it.
+  if (exposed) execFileSync("umount", [EXPOSED]);
+  rmSync(BASE, { recursive: true, force: true });
+});
 
 describe("socket and directory permissions", () => {
   test("a directory the server creates is 0750 and the socket 0660, root and the socket group", async () => {

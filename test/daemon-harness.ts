@@ -29,6 +29,10 @@ export interface StartOptions {
   args?: string[];
   /** How long to wait for the socket to serve. Default 10 s. */
   readyTimeoutMs?: number;
+  /** A command the daemon is started under, inside its host namespace (it must exec, not fork), e.g. unshare. */
+  wrapper?: string[];
+  /** Runs once the host namespace exists, before the daemon starts (e.g. to set sysctls there). */
+  beforeStart?: (hostNs: string) => void;
   /** Run in this existing namespace (e.g. a node of a test cluster) instead of a fresh one; cleanup() leaves it. */
   hostNs?: string;
 }
@@ -56,11 +60,13 @@ export class DaemonHarness {
   private grpcJsC: GrpcJsTestClient | undefined;
   private logWaiters: (() => void)[] = [];
   private args: string[];
+  private wrapper: string[];
   private readonly ownsHostNs: boolean;
 
-  private constructor(args: string[], hostNs?: string) {
+  private constructor(args: string[], hostNs?: string, wrapper: string[] = []) {
     assertSandbox();
     this.args = args;
+    this.wrapper = wrapper;
     this.ownsHostNs = hostNs === undefined;
     this.hostNs = hostNs ?? uniqueName("host");
     this.socketPath = `/run/workloadnet/${this.hostNs}.sock`;
@@ -71,8 +77,9 @@ export class DaemonHarness {
 
   /** Creates a fresh host namespace and starts the daemon in it; resolves once it serves. */
   static async start(options: StartOptions = {}): Promise<DaemonHarness> {
-    const h = new DaemonHarness(options.args ?? DEFAULT_ARGS, options.hostNs);
+    const h = new DaemonHarness(options.args ?? DEFAULT_ARGS, options.hostNs, options.wrapper);
     try {
+      options.beforeStart?.(h.hostNs);
       await h.spawnAndWait(options.readyTimeoutMs ?? 10_000);
     } catch (err) {
       await h.cleanup();
@@ -105,7 +112,7 @@ export class DaemonHarness {
     this.exit = undefined;
     this.closeClients();
     // `ip netns exec` execs node in place (no fork), so signals reach the daemon itself.
-    const child = spawn("ip", ["netns", "exec", this.hostNs, process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_JS, "--socket", this.socketPath, ...this.args], {
+    const child = spawn("ip", ["netns", "exec", this.hostNs, ...this.wrapper, process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_JS, "--socket", this.socketPath, ...this.args], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.child = child;

@@ -56,6 +56,8 @@ describe("defaults and flags", () => {
       metricsAddress: undefined,
       socketGroup: undefined,
       cniStateFile: undefined,
+      cniBinDir: undefined,
+      cniConfDir: undefined,
       kubernetes: false,
       kubeconfig: undefined,
       nodeName: "node-a",
@@ -84,6 +86,8 @@ describe("defaults and flags", () => {
       "--metrics-address", "[::1]:9650",
       "--socket-group", "containerd",
       "--cni-state-file=/var/lib/workloadnet/cni.json",
+      "--cni-bin-dir", "/opt/cni/bin",
+      "--cni-conf-dir=/etc/cni/net.d",
       "--kubernetes",
       "--node-name", "worker-1.example",
       "--routing=vxlan",
@@ -108,6 +112,8 @@ describe("defaults and flags", () => {
       metricsAddress: { host: "::1", port: 9650 },
       socketGroup: 1234,
       cniStateFile: "/var/lib/workloadnet/cni.json",
+      cniBinDir: "/opt/cni/bin",
+      cniConfDir: "/etc/cni/net.d",
       kubernetes: true,
       kubeconfig: undefined,
       nodeName: "worker-1.example",
@@ -195,6 +201,7 @@ describe("bad values give one-line ConfigErrors naming the flag and value", () =
     }
     fails(["--detach-mode", "lazy"], 'invalid --detach-mode "lazy": must be one of sync, deferred');
     fails(["--cni-state-file", "cni.json"], 'invalid --cni-state-file "cni.json": must be an absolute path');
+    fails(["--cni-bin-dir", "opt/cni/bin"], 'invalid --cni-bin-dir "opt/cni/bin": must be an absolute path');
     fails(["--log-level", "verbose"], 'invalid --log-level "verbose": must be one of trace, debug, info, warn, error, fatal');
     fails(["--log-level", "INFO"], /^invalid --log-level "INFO": /);
     for (const level of ["trace", "debug", "info", "warn", "error", "fatal"]) {
@@ -295,6 +302,8 @@ describe("config file", () => {
         "metrics-address": "127.0.0.1:9650",
         "socket-group": 1234,
         "cni-state-file": "/var/lib/wl/cni.json",
+        "cni-bin-dir": "/opt/cni/bin",
+        "cni-conf-dir": "/etc/cni/net.d",
         kubernetes: true,
         "node-name": "n1",
         routing: "direct",
@@ -315,6 +324,8 @@ describe("config file", () => {
       metricsAddress: { host: "127.0.0.1", port: 9650 },
       socketGroup: 1234,
       cniStateFile: "/var/lib/wl/cni.json",
+      cniBinDir: "/opt/cni/bin",
+      cniConfDir: "/etc/cni/net.d",
       kubernetes: true,
       kubeconfig: undefined,
       nodeName: "n1",

@@ -42,6 +42,10 @@ export interface DaemonConfig {
   socketGroup: number | undefined;
   /** The CNI plugin's records of its attachments (absolute path); default: beside the socket. */
   cniStateFile: string | undefined;
+  /** Where to install the CNI plugin (with cniConfDir). */
+  cniBinDir: string | undefined;
+  /** Where to write the CNI network configuration once the pod prefixes are known (with cniBinDir). */
+  cniConfDir: string | undefined;
   /** The cluster view from the Kubernetes API (Node objects) instead of the flags or the prefix file. */
   kubernetes: boolean;
   /** A kubeconfig for the Kubernetes API (absolute path); implies kubernetes. Undefined: in-cluster credentials. */
@@ -223,7 +227,7 @@ const SETTINGS = [
     key: "metrics-address",
     field: "metricsAddress",
     argName: "host:port",
-    description: "serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9650 (default: off)",
+    description: "serve Prometheus metrics at http://HOST:PORT/metrics and the probes /healthz and /readyz, e.g. 127.0.0.1:9650 (default: off)",
     parse: (raw) => hostPort(raw),
   }),
   setting({
@@ -231,6 +235,20 @@ const SETTINGS = [
     field: "cniStateFile",
     argName: "path",
     description: "where the CNI plugin's attachments are recorded (default: SOCKET-NAME.cni-attachments.json beside the socket)",
+    parse: (raw) => absolutePath(raw),
+  }),
+  setting({
+    key: "cni-bin-dir",
+    field: "cniBinDir",
+    argName: "dir",
+    description: "install the CNI plugin into this directory at start, e.g. /opt/cni/bin (with --cni-conf-dir)",
+    parse: (raw) => absolutePath(raw),
+  }),
+  setting({
+    key: "cni-conf-dir",
+    field: "cniConfDir",
+    argName: "dir",
+    description: "write the CNI network configuration here once the pod prefixes are known, e.g. /etc/cni/net.d (with --cni-bin-dir)",
     parse: (raw) => absolutePath(raw),
   }),
   setting({
@@ -644,6 +662,8 @@ export function parseConfig(
     metricsAddress: undefined,
     socketGroup: undefined,
     cniStateFile: undefined,
+    cniBinDir: undefined,
+    cniConfDir: undefined,
     kubernetes: false,
     kubeconfig: undefined,
     // A DaemonSet passes the node's name as $NODE_NAME (downward API); Kubernetes names nodes after the lower-cased host name.

@@ -8,3 +8,9 @@ test("the daemon's shebang passes exactly DAEMON_NODE_FLAGS", () => {
   const firstLine = readFileSync(bin, "utf8").split("\n", 1)[0];
   assert.equal(firstLine, `#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(" ")}`);
 });
+
+test("the launcher bin/workloadnetd passes exactly DAEMON_NODE_FLAGS", () => {
+  const launcher = readFileSync(new URL("../../../bin/workloadnetd", import.meta.url), "utf8");
+  const exec = launcher.split("\n").find((l) => l.startsWith('exec "$node"'));
+  assert.equal(exec, `exec "$node" ${DAEMON_NODE_FLAGS.join(" ")} "$root/dist/src/cli/workloadnetd.cjs" "$@"`);
+});

@@ -5,6 +5,9 @@ import { parsePrefix, type Prefixes } from "../ipam/prefix.js";
 import { startDaemon } from "../daemon/daemon.js";
 import { ConfigError, HelpRequested, parseConfig, type DaemonConfig } from "./config.js";
 
+/** The oldest Node.js major the project supports (package.json "engines"). */
+const MIN_NODE_MAJOR = 24;
+
 function fail(message: string): never {
   process.stderr.write(`workloadnetd: ${message}\n`);
   process.exit(2);
@@ -40,10 +43,17 @@ async function main(): Promise<void> {
   if (config.prefixFile !== undefined && (prefixes.v4 || prefixes.v6)) {
     fail(`--prefix-file "${config.prefixFile}" cannot be combined with --ipv4-prefix/--ipv6-prefix: choose one source of pod prefixes`);
   }
+  if ((config.cniBinDir === undefined) !== (config.cniConfDir === undefined)) {
+    fail("--cni-bin-dir and --cni-conf-dir go together: the plugin and its network configuration are installed as one");
+  }
   if (config.kubernetes && (config.prefixFile !== undefined || prefixes.v4 || prefixes.v6)) {
     fail(`--kubernetes${config.kubeconfig !== undefined ? ` (from --kubeconfig)` : ""} cannot be combined with --prefix-file/--ipv4-prefix/--ipv6-prefix: the Kubernetes API gives the pod prefixes`);
   }
   const log = pino({ level: config.logLevel, base: { service: "workloadnetd" } });
+  log.info({ node: process.version, execPath: process.execPath }, "workloadnetd starting");
+  if (Number(process.versions.node.split(".")[0]) < MIN_NODE_MAJOR) {
+    log.warn({ node: process.version }, `Node.js ${process.version} is older than ${MIN_NODE_MAJOR}, the oldest this daemon supports: start it through bin/workloadnetd, which uses the Node.js the install step brings`);
+  }
 
   const daemon = await startDaemon({
     socketPath: config.socketPath,
@@ -62,6 +72,7 @@ async function main(): Promise<void> {
     ...(config.prefixFile !== undefined ? { prefixFile: config.prefixFile } : {}),
     ...(config.socketGroup !== undefined ? { socketGroup: config.socketGroup } : {}),
     ...(config.cniStateFile !== undefined ? { cniStateFile: config.cniStateFile } : {}),
+    ...(config.cniBinDir !== undefined && config.cniConfDir !== undefined ? { cniInstall: { binDir: config.cniBinDir, confDir: config.cniConfDir } } : {}),
   }).catch((err: unknown) => {
     log.fatal({ err: (err as Error).message }, "workloadnetd failed to start");
     process.exit(1);

@@ -2,6 +2,7 @@
 // then serves. Nothing here knows about flags or files (see cli/).
 import type { Logger } from "pino";
 import { createCniEndpoint, defaultCniStateFile } from "../cni/endpoint.js";
+import { CniInstaller, ConflistWriter } from "../cni/install.js";
 import { Ipam } from "../ipam/allocator.js";
 import { parsePrefix, type Prefix, type Prefixes } from "../ipam/prefix.js";
 import { FileClusterSource } from "../cluster/file-source.js";
@@ -13,10 +14,11 @@ import { ClusterWiring, type RouteAgent } from "./cluster-wiring.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { startMetricsServer } from "../metrics/metrics-server.js";
 import { Handle } from "../netlink/handle.js";
-import { deleteLinksInGroup } from "../netlink/link.js";
+import { deleteLinksInGroup, getLinkByIndex } from "../netlink/link.js";
 import { LinkDeletions } from "../netlink/link-deletions.js";
 import { LinkReaper, retiringGroup } from "../service/reaper.js";
 import { startGrpcServer } from "../server/grpc-server.js";
+import { LOOPBACK_INDEX } from "../service/constants.js";
 import { setupNode } from "../service/node-setup.js";
 import { recoverFromKernel } from "../service/recover.js";
 import { AttachmentRegistry } from "../service/registry.js";
@@ -54,6 +56,8 @@ export interface DaemonOptions {
   cniStateFile?: string;
   /** Our nftables table: masquerade (default on) and the prefixes that keep pod addresses. */
   egress?: EgressOptions;
+  /** Install the CNI plugin and, once the prefixes are known, its conflist (see cni/install.ts). */
+  cniInstall?: { binDir: string; confDir: string };
   log: Logger;
 }
 
@@ -98,6 +102,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const nftables = await NftablesLayer.start({ masquerade: egress.masquerade, podLinkGroup: opts.linkGroup, noMasqueradeCidrs: egress.noMasqueradeCidrs, log, flushConntrack: flushConntrackEntries });
     cleanups.push(() => nftables.drain());
     await adoptPublishedPorts(nftables, registry, log);
+
+    const installer = opts.cniInstall && new CniInstaller({ ...opts.cniInstall, socketPath: opts.socketPath, log });
+    await installer?.installPlugin();
 
     const source = await openClusterSource(opts, log);
     cleanups.push(() => source.close());
@@ -150,7 +157,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     let metricsAddress: string | undefined;
     if (metrics !== undefined && opts.metricsAddress !== undefined) {
-      const m = await startMetricsServer(metrics.registry, opts.metricsAddress, log);
+      const m = await startMetricsServer(metrics.registry, opts.metricsAddress, log, {
+        prefixes: () => service.status(),
+        kernel: () => getLinkByIndex(host, LOOPBACK_INDEX),
+        socketPath: opts.socketPath,
+      });
       cleanups.push(() => m.close());
       metricsAddress = m.address;
     }
@@ -163,6 +174,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       ...(opts.socketGroup !== undefined ? { socketGroup: opts.socketGroup } : {}),
     });
     cleanups.push(() => server.close());
+    if (installer) {
+      // After the wiring's own listener (subscribed in cluster.start()), which gives the IPAM its prefixes.
+      const conflist = new ConflistWriter(installer, log);
+      cleanups.push(() => conflist.close());
+      if (ipam.ready()) conflist.write();
+      cleanups.push(source.onChange(() => (ipam.ready() ? conflist.write() : undefined)));
+    }
     log.info({ socket: opts.socketPath, readyMs: Math.round(performance.now() - started), attached: registry.size }, "workloadnetd ready");
 
     let closing: Promise<void> | undefined;

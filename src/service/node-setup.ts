@@ -1,7 +1,7 @@
 // Node-wide setup, once at start: the IPv4 first hop on the host's loopback
 // (so the host answers for it on every pod link) and forwarding for both
 // families (so pods reach each other and beyond).
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import { addAddress } from "../netlink/addr.js";
 import { RT_SCOPE_LINK } from "../netlink/codec/constants.js";
@@ -20,10 +20,20 @@ export async function setupNode(host: Handle, log: Logger): Promise<void> {
     if (!isErrno(err, "EEXIST")) throw new Error(`node setup: ${(err as Error).message}`, { cause: err });
   }
   for (const path of FORWARDING_SYSCTLS) {
+    // Written only when off: a container sees /proc/sys read-only, and nodes
+    // set up for Kubernetes have forwarding on already.
+    if ((await readFile(path, "utf8").catch(() => "")).trim() === "1") continue;
     try {
       await writeFile(path, "1\n");
     } catch (err) {
-      throw new Error(`node setup: enable forwarding in ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      const hint = code === "EROFS" || code === "EACCES" ? ` (turn it on on the host: sysctl -w ${sysctlName(path)}=1)` : "";
+      throw new Error(`node setup: enable forwarding in ${path}: ${code}${hint}`, { cause: err });
     }
   }
+}
+
+/** /proc/sys/net/ipv4/ip_forward → net.ipv4.ip_forward */
+function sysctlName(path: string): string {
+  return path.slice("/proc/sys/".length).replace(/\//g, ".");
 }
