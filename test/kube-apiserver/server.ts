@@ -71,6 +71,8 @@ export interface StartOptions {
   certificateNames?: string[];
   /** The bearer token clients must send; a random one by default. */
   token?: string;
+  /** Sends a bookmark to every watch that asked for them this often (a real API server: about once a minute). Default: only when bookmark() is called. */
+  bookmarkIntervalMs?: number;
 }
 
 export interface KubeApiStandIn {
@@ -293,6 +295,7 @@ export async function startKubeApiServer(opts: StartOptions = {}): Promise<KubeA
       });
     });
   const port = await listen(opts.port ?? 0);
+  const bookmarkTimer = opts.bookmarkIntervalMs ? setInterval(() => api.bookmark(), opts.bookmarkIntervalMs).unref() : undefined;
   const url = `https://${isIPv6(host) ? `[${host}]` : host}:${port}`;
 
   const dropAll = () => {
@@ -432,6 +435,7 @@ export async function startKubeApiServer(opts: StartOptions = {}): Promise<KubeA
       held.clear();
     },
     async close() {
+      clearInterval(bookmarkTimer);
       if (tcp.listening) await api.stop();
       else dropAll();
       https.close();

@@ -51,6 +51,16 @@ describe("kubernetes source against the API stand-in", () => {
     return s;
   }
 
+  /**
+   * Until the next source's own watch has its 200: it resumes from the
+   * resourceVersion of now (a closed source's last watch, aborted as it
+   * begins, may still reach the server, with an older one).
+   */
+  function watchOpen() {
+    const rv = String(api.resourceVersion());
+    return () => waitFor("watch open", 1000, () => api.requests.some((r) => r.query.watch && r.query.resourceVersion === rv && r.status === 200));
+  }
+
   function reset() {
     for (const n of api.nodes.list()) api.nodes.delete(n.metadata.name);
   }
@@ -123,8 +133,9 @@ describe("kubernetes source against the API stand-in", () => {
   it("accepts bookmarks and resumes from their resourceVersion", async () => {
     reset();
     api.nodes.add({ name: "n1", podCIDRs: ["10.70.1.0/24"], internalIPs: ["192.0.2.11"] });
+    const opened = watchOpen();
     const s = await source("n1");
-    await waitFor("watch open", 1000, () => api.openWatches() === 1);
+    await opened();
     // Other objects were written: the resourceVersion moved on without a node event.
     const bookmarkRv = api.bumpResourceVersion(10);
     assert.equal(api.bookmark(), 1, "the watch asked for bookmarks");
@@ -144,6 +155,25 @@ describe("kubernetes source against the API stand-in", () => {
     s.close();
   });
 
+  it("keeps a quiet watch open while the server sends bookmarks", async () => {
+    const quietApi = await startKubeApiServer({ bookmarkIntervalMs: 300 });
+    try {
+      quietApi.nodes.add({ name: "n1", podCIDRs: ["10.70.1.0/24"], internalIPs: ["192.0.2.11"] });
+      const s = await createKubernetesSource({ nodeName: "n1", kubeconfig: quietApi.kubeconfigFile(), log: quiet, ...fast });
+      sources.push(s);
+      await s.start();
+      // Three idle bounds (1 s) without a node change: bookmarks keep the one stream alive.
+      await new Promise((r) => setTimeout(r, 3000));
+      const watches = quietApi.requests.filter((r) => r.query.watch);
+      assert.equal(watches.length, 1, "one watch, never reopened");
+      assert.ok(s.stats().eventsReceived >= 5, `bookmarks received: ${s.stats().eventsReceived}`);
+      assert.equal(s.lastError(), undefined);
+      s.close();
+    } finally {
+      await quietApi.close();
+    }
+  });
+
   for (const how of ["an ERROR event in the open stream", "an ERROR event on the new watch", "an HTTP 410 on the new watch"] as const) {
     it(`relists on 410 Gone (${how}) and loses no change`, async () => {
       reset();
@@ -151,8 +181,9 @@ describe("kubernetes source against the API stand-in", () => {
       api.nodes.add({ name: "n1", podCIDRs: ["10.70.1.0/24"], internalIPs: ["192.0.2.11"] });
       api.nodes.add({ name: "n2", podCIDRs: ["10.70.2.0/24"], internalIPs: ["192.0.2.12"] });
       api.nodes.add({ name: "n3", podCIDRs: ["10.70.3.0/24"], internalIPs: ["192.0.2.13"] });
+      const opened = watchOpen();
       const s = await source("n1");
-      await waitFor("watch open", 1000, () => api.openWatches() === 1);
+      await opened();
       const lists = s.stats().lists;
       // The watcher falls behind: these changes never reach it as events.
       api.holdEvents(true);
@@ -213,8 +244,9 @@ describe("kubernetes source against the API stand-in", () => {
     reset();
     api.nodes.add({ name: "n1", podCIDRs: ["10.70.1.0/24"], internalIPs: ["192.0.2.11"] });
     api.nodes.add({ name: "n2", podCIDRs: ["10.70.2.0/24"], internalIPs: ["192.0.2.12"] });
+    const opened = watchOpen();
     const s = await source("n1");
-    await waitFor("watch open", 1000, () => api.openWatches() === 1);
+    await opened();
     const before = summary(s.current());
     api.blackhole();
     const t0 = Date.now();

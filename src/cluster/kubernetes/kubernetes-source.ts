@@ -244,6 +244,7 @@ export class KubernetesSource implements ClusterSource {
           await this.list();
           firstAttemptDone();
         }
+        if (this.closed) break;
         const began = Date.now();
         const eventsBefore = this.counts.events;
         const end = await this.watchOnce();
