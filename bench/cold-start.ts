@@ -4,7 +4,7 @@
 // of `npm run bench`, and on its own for comparing builds of the daemon:
 //
 //   node dist/bench/cold-start.js [--rounds 3] [--n 60] [--idle SECONDS]
-//        [--variant LABEL=ENTRY[,NODE_FLAG...]]... [--no-reference]
+//        [--variant LABEL=ENTRY[,NODE_FLAG|env:NAME=VALUE...]]... [--no-reference]
 //
 // Per round and daemon, a fresh host namespace and a fresh process:
 //   1. spawn → Status OK (polled every 2 ms over one connection);
@@ -56,6 +56,8 @@ export interface Variant {
   /** The daemon's entry file. */
   entry: string;
   nodeFlags: string[];
+  /** Extra environment of the daemon. */
+  env?: Record<string, string>;
 }
 
 export const ourDaemon = (): Variant => ({ label: "workloadnetd, both families", entry: DAEMON_JS, nodeFlags: [...DAEMON_NODE_FLAGS] });
@@ -115,12 +117,12 @@ interface Started {
   out(): string;
 }
 
-function spawnIn(hostNs: string, cmd: string, args: string[], logPath: string): Started {
+function spawnIn(hostNs: string, cmd: string, args: string[], logPath: string, env?: Record<string, string>): Started {
   const logFd = openSync(logPath, "a");
   let child: ChildProcess;
   const spawnedAt = nowMs();
   try {
-    child = spawn("ip", ["netns", "exec", hostNs, cmd, ...args], { stdio: ["ignore", logFd, logFd] });
+    child = spawn("ip", ["netns", "exec", hostNs, cmd, ...args], { stdio: ["ignore", logFd, logFd], env: { ...process.env, ...env } });
   } finally {
     closeSync(logFd);
   }
@@ -199,7 +201,7 @@ async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions,
   // 1, 2: spawn to ready, the first Attach.
   let ns = freshHostNs();
   let log = path.join(tmp, `${ns}.log`);
-  let s = spawnIn(ns, ...args(), log);
+  let s = spawnIn(ns, ...args(), log, v.env);
   const r: Round = { readyMs: NaN, readyCpuMs: NaN, firstAttachMs: NaN, firstAttachInMs: NaN, attachP50: NaN, attachP99: NaN, detachP50: NaN, cpuPerAttachMs: NaN };
   try {
     const c = await untilReady(s);
@@ -222,7 +224,7 @@ async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions,
   // 3, 4: refcli bench on another fresh process.
   ns = freshHostNs();
   log = path.join(tmp, `${ns}.log`);
-  s = spawnIn(ns, ...args(), log);
+  s = spawnIn(ns, ...args(), log, v.env);
   try {
     (await untilReady(s)).close();
     const cpu0 = processCpuMs(s.child.pid!);
@@ -270,12 +272,14 @@ async function roundReference(bin: string, opts: ColdOptions, podPrefix: string,
 export async function runColdStart(opts: ColdOptions): Promise<boolean> {
   assertSandbox();
   privateSocketDir();
-  const ref = opts.reference ? await findReference() : { skipped: "reference not asked for (--no-reference)" };
+  const ref = await findReference();
+  // refcli drives every daemon; --no-reference only leaves the reference daemon's row out.
   const bin = "bin" in ref ? ref.bin : undefined;
+  const withRef = opts.reference && bin !== undefined;
   const tmp = mkdtempSync(path.join(tmpdir(), "wln-cold-"));
   const podPrefix = uniqueName("cp");
   execFileSync("ip", ["-batch", "-"], { input: Array.from({ length: opts.n }, (_, i) => `netns add ${podPrefix}${i}\n`).join("") });
-  const rows: Row[] = [...(bin ? [{ label: "reference (Go), IPv4 only", rounds: [] }] : []), ...opts.variants.map((v) => ({ label: v.label, rounds: [] as Round[] }))];
+  const rows: Row[] = [...(withRef ? [{ label: "reference (Go), IPv4 only", rounds: [] }] : []), ...opts.variants.map((v) => ({ label: v.label, rounds: [] as Round[] }))];
   let ok = true;
   try {
     // A throwaway round first: the bench's own client and the page cache warm, for everyone alike.
@@ -283,7 +287,7 @@ export async function runColdStart(opts: ColdOptions): Promise<boolean> {
     await roundOurs(opts.variants[0]!, undefined, opts, podPrefix, tmp).catch(() => undefined);
     for (let k = 0; k < opts.rounds; k++) {
       let row = 0;
-      if (bin) {
+      if (withRef && bin) {
         progress(`round ${k + 1}/${opts.rounds}: reference`);
         await roundReference(bin, opts, podPrefix, tmp).then(
           (r) => rows[row]!.rounds.push(r),
@@ -341,7 +345,7 @@ export async function runColdStart(opts: ColdOptions): Promise<boolean> {
       ok = false;
     }
   }
-  const refRow = bin ? rows[0] : undefined;
+  const refRow = withRef ? rows[0] : undefined;
   if (refRow && refRow.rounds.length > 0) {
     for (const row of rows.slice(1)) {
       const pairs = row.rounds.map((r, i) => [r.attachP50, refRow.rounds[i]?.attachP50 ?? NaN] as const).filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b));
@@ -367,10 +371,15 @@ function parseArgs(argv: string[]): ColdOptions {
     else if (a === "--idle") o.idleSeconds = Number(next());
     else if (a === "--no-reference") o.reference = false;
     else if (a === "--variant") {
-      const [label, rest] = next().split("=", 2) as [string, string | undefined];
+      const spec = next();
+      const eq = spec.indexOf("=");
+      const label = spec.slice(0, eq);
+      const rest = eq > 0 ? spec.slice(eq + 1) : "";
       if (!rest) throw new Error("--variant LABEL=ENTRY[,NODE_FLAG...]");
       const [entry, ...flags] = rest.split(",");
-      o.variants.push({ label, entry: path.resolve(entry!), nodeFlags: flags });
+      // env:NAME=VALUE items set the daemon's environment; the rest are node flags.
+      const env = Object.fromEntries(flags.filter((f) => f.startsWith("env:")).map((f) => [f.slice(4, f.indexOf("=")), f.slice(f.indexOf("=") + 1)]));
+      o.variants.push({ label, entry: path.resolve(entry!), nodeFlags: flags.filter((f) => !f.startsWith("env:")), env });
     } else throw new Error(`unknown argument ${a}`);
   }
   if (o.variants.length === 0) o.variants.push(ourDaemon());

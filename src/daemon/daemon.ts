@@ -7,8 +7,6 @@ import { FilePrefixSource } from "../ipam/file-source.js";
 import { formatPrefixes, type Prefixes } from "../ipam/prefix.js";
 import type { PrefixSource } from "../ipam/prefix-source.js";
 import { StaticPrefixSource } from "../ipam/static-source.js";
-import { createMetrics } from "../metrics/metrics.js";
-import { startMetricsServer } from "../metrics/metrics-server.js";
 import { Handle } from "../netlink/handle.js";
 import { deleteLinksInGroup } from "../netlink/link.js";
 import { LinkDeletions } from "../netlink/link-deletions.js";
@@ -82,8 +80,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     prefixSource.onChange(apply);
     prefixSource.onError((message) => log.error({ err: message }, "prefix source error; keeping the last good prefixes"));
 
-    // Only when served: the default process metrics watch every garbage collection.
-    const metrics = opts.metricsAddress !== undefined ? createMetrics({ ipam, registry }) : undefined;
+    // Only when served: the default process metrics watch every garbage collection,
+    // and prom-client is loaded only then (it is a large part of the start-up otherwise).
+    const metrics = opts.metricsAddress !== undefined ? (await import("../metrics/metrics.js")).createMetrics({ ipam, registry }) : undefined;
     const service = new WorkloadNetworkingService({
       host,
       ipam,
@@ -100,6 +99,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     let metricsAddress: string | undefined;
     if (metrics !== undefined && opts.metricsAddress !== undefined) {
+      const { startMetricsServer } = await import("../metrics/metrics-server.js");
       const m = await startMetricsServer(metrics.registry, opts.metricsAddress, log);
       cleanups.push(() => m.close());
       metricsAddress = m.address;
