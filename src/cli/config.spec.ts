@@ -51,6 +51,7 @@ describe("defaults and flags", () => {
       mtu: 1500,
       linkGroup: 8,
       vethQueues: 1,
+      warmUp: 16,
       logLevel: "info",
       detachMode: "sync",
       metricsAddress: undefined,
@@ -69,6 +70,7 @@ describe("defaults and flags", () => {
       "--mtu", "1400",
       "--link-group=42",
       "--veth-queues", "4",
+      "--warm-up", "0",
       "--log-level", "debug",
       "--detach-mode=deferred",
       "--metrics-address", "[::1]:9650",
@@ -83,6 +85,7 @@ describe("defaults and flags", () => {
       mtu: 1400,
       linkGroup: 42,
       vethQueues: 4,
+      warmUp: 0,
       logLevel: "debug",
       detachMode: "deferred",
       metricsAddress: { host: "::1", port: 9650 },
@@ -126,6 +129,13 @@ describe("bad values give one-line ConfigErrors naming the flag and value", () =
     fails(["--veth-queues", "4097"], /^invalid --veth-queues "4097": /);
     assert.equal(parse(["--veth-queues", "4096"]).vethQueues, 4096);
     assert.equal(parse([], { WORKLOADNETD_VETH_QUEUES: "3" }).vethQueues, 3);
+  });
+
+  test("warm-up", () => {
+    fails(["--warm-up", "-1"], 'invalid --warm-up "-1": must be an integer between 0 and 1000');
+    fails(["--warm-up", "1001"], /^invalid --warm-up "1001": /);
+    assert.equal(parse(["--warm-up", "0"]).warmUp, 0);
+    assert.equal(parse([], { WORKLOADNETD_WARM_UP: "32" }).warmUp, 32);
   });
 
   test("log level", () => {
@@ -230,6 +240,7 @@ describe("config file", () => {
         mtu: 1400,
         "link-group": "9",
         "veth-queues": 2,
+        "warm-up": 5,
         "log-level": "warn",
         "detach-mode": "sync",
         "metrics-address": "127.0.0.1:9650",
@@ -245,6 +256,7 @@ describe("config file", () => {
       mtu: 1400,
       linkGroup: 9,
       vethQueues: 2,
+      warmUp: 5,
       logLevel: "warn",
       detachMode: "sync",
       metricsAddress: { host: "127.0.0.1", port: 9650 },

@@ -47,6 +47,7 @@ async function main(): Promise<void> {
     prefixes,
     mtu: config.mtu,
     vethQueues: config.vethQueues,
+    warmUp: config.warmUp,
     linkGroup: config.linkGroup,
     detachMode: config.detachMode,
     log,

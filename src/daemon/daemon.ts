@@ -18,6 +18,7 @@ import { AttachmentRegistry } from "../service/registry.js";
 import { WorkloadNetworkingService } from "../service/workload-service.js";
 import { ActiveCalls } from "../service/active-calls.js";
 import { DELETE_ROUNDS, HOST_SOCKETS } from "./kernel-waits.cjs";
+import { warmUp } from "./warm-up.js";
 
 export interface DaemonOptions {
   socketPath: string;
@@ -28,6 +29,8 @@ export interface DaemonOptions {
   linkGroup: number;
   /** Transmit and receive queues of each veth end (see cli/config.ts). */
   vethQueues: number;
+  /** Attaches in throwaway namespaces before serving (daemon/warm-up.ts); default none. */
+  warmUp?: number;
   /** See DETACH_MODES in cli/config.ts. Default "sync". */
   detachMode?: "sync" | "deferred";
   socketGroup?: number;
@@ -104,6 +107,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       cleanups.push(() => m.close());
       metricsAddress = m.address;
     }
+    if ((opts.warmUp ?? 0) > 0) await warmUp({ rounds: opts.warmUp ?? 0, mtu: opts.mtu, linkGroup: opts.linkGroup, vethQueues: opts.vethQueues, log });
     const cni = await createCniEndpoint({ service, log, stateFile: opts.cniStateFile ?? defaultCniStateFile(opts.socketPath) });
     const server = await startGrpcServer({
       sideProtocol: cni,

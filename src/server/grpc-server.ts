@@ -169,7 +169,7 @@ function socketHandle(socket: Socket): HandleLike | undefined {
 }
 
 /** The service's calls as gRPC handlers, by method (localName). */
-function serviceHandlers(service: WorkloadService): WorkloadNetworkingHandlers {
+export function serviceHandlers(service: WorkloadService): WorkloadNetworkingHandlers {
   return {
     attach: async (req, signal) => {
       const out = await service.attach({ workloadId: req.workloadId, netns: toNetns(req.netns) }, signal);
@@ -201,7 +201,7 @@ function toNetns(netns: NetNSAttachment | undefined): NetnsAttachment | undefine
 }
 
 /** Turns whatever a call threw into a gRPC status for the client. */
-function toStatus(route: UnaryRoute, err: unknown, signal: AbortSignal, log: Logger): GrpcStatus {
+export function toStatus(route: UnaryRoute, err: unknown, signal: AbortSignal, log: Logger): GrpcStatus {
   if (err instanceof ServiceError) {
     // Our StatusCode numbers are the gRPC ones.
     return { code: err.code as number, message: err.message };
