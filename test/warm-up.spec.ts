@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { DaemonHarness, DEFAULT_ARGS, ipFromBytes, linkNames } from "./daemon-harness.js";
+import { DaemonHarness, DEFAULT_ARGS, ipFromBytes, linkNames, sleep } from "./daemon-harness.js";
 import { assertSandbox } from "./sandbox.js";
 
 assertSandbox();
@@ -47,9 +47,11 @@ describe("warm-up before serving", () => {
     // The warm-up's own calls do not appear as the daemon's calls.
     assert.deepEqual(d.logs.filter((l) => typeof l.workloadId === "string" && l.workloadId.startsWith("warm-up-")), []);
 
-    // Nothing of it in the daemon's namespace, its descriptors or the temp directory.
+    // Nothing of it in the daemon's namespace; its namespaces and temp directory
+    // are let go once the kernel has deleted its links (after ready: that only waits).
     assert.deepEqual(linkNames(d.hostNs), ["lo"]);
     assert.deepEqual(d.hostStaticRoutes(), []);
+    for (let i = 0; i < 100 && (otherNetnsFds(d.pid!).length > 0 || warmDirs().length > dirsBefore.length); i++) await sleep(50);
     assert.deepEqual(otherNetnsFds(d.pid!), []);
     assert.deepEqual(warmDirs(), dirsBefore);
 

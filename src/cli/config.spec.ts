@@ -51,7 +51,7 @@ describe("defaults and flags", () => {
       mtu: 1500,
       linkGroup: 8,
       vethQueues: 1,
-      warmUp: 16,
+      warmUp: 8,
       logLevel: "info",
       detachMode: "sync",
       metricsAddress: undefined,

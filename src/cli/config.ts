@@ -58,7 +58,7 @@ export const DEFAULT_LINK_GROUP = 8;
  */
 export const DEFAULT_VETH_QUEUES = 1;
 /** See docs/performance-cold.md. */
-export const DEFAULT_WARM_UP = 16;
+export const DEFAULT_WARM_UP = 8;
 export const DEFAULT_LOG_LEVEL: LogLevel = "info";
 /**
  * sync: Detach answers once the kernel has deleted the veth (as soon as it

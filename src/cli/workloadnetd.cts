@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=256
+#!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=256 --no-flush-bytecode
 // The daemon's entry point (the bin). Netlink exchanges that wait in the
 // kernel (veth deletes, see daemon/kernel-waits.cts) each hold a thread of
 // libuv's pool, so the daemon wants more than the default 4. The pool's size
