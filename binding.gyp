@@ -7,6 +7,13 @@
       "defines": ["NAPI_VERSION=8"]
     },
     {
+      "target_name": "workloadnet_nftables",
+      "sources": ["native/nftables.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"],
+      "defines": ["NAPI_VERSION=8"],
+      "libraries": ["-lnftables"]
+    },
+    {
       "target_name": "workloadnet-cni",
       "type": "executable",
       "sources": ["native/cni/workloadnet-cni.c"],

@@ -259,6 +259,24 @@ static napi_value new_netns(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// openNetfilterSocket(): number. A NETLINK_NETFILTER socket in the daemon's
+// own namespace (conntrack: flushing the entries of removed port mappings),
+// set up like the route sockets.
+static napi_value open_netfilter_socket(napi_env env, napi_callback_info info) {
+  (void)info;
+  const char *syscall = "socket";
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0 || configure_socket(fd, &syscall) < 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    napi_throw(env, errno_error(env, err, syscall));
+    return NULL;
+  }
+  napi_value result;
+  CHECK_NAPI(env, napi_create_int32(env, fd, &result));
+  return result;
+}
+
 // nsType(fd): number, the CLONE_NEW* constant of the namespace fd refers to.
 static napi_value ns_type(napi_env env, napi_callback_info info) {
   int32_t fd;
@@ -606,6 +624,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openSocket", NULL, open_socket, NULL, NULL, NULL, napi_default, NULL},
       {"openSocketAsync", NULL, open_socket_async, NULL, NULL, NULL, napi_default, NULL},
+      {"openNetfilterSocket", NULL, open_netfilter_socket, NULL, NULL, NULL, napi_default, NULL},
       {"nsType", NULL, ns_type, NULL, NULL, NULL, napi_default, NULL},
       {"newNetns", NULL, new_netns, NULL, NULL, NULL, napi_default, NULL},
       {"exchange", NULL, exchange, NULL, NULL, NULL, napi_default, NULL},

@@ -15,6 +15,9 @@ packages=(
   g++ make python3                    # native addon and CNI plugin (node-gyp)
   podman runc busybox-static          # the end-to-end test with a real runtime
   containernetworking-plugins         # ptp + host-local, the benchmark's baseline
+  nftables libnftables-dev            # our table (the daemon links libnftables); nft for the tests
+  conntrack iptables                  # the tests: conntrack entries, iptables-nft rules that must stay untouched
+  openssl                             # certificates for the Kubernetes API stand-in
 )
 missing=()
 for p in "${packages[@]}"; do

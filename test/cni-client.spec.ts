@@ -103,7 +103,7 @@ describe("go-cni-shaped client (workloadnet/cni-client)", { concurrency: false }
     assert.deepEqual(d.hostLinks(), []);
   });
 
-  it("port mappings, bandwidth and DNS are accepted, reported in the result and logged, never silently dropped", async (t) => {
+  it("port mappings are published; bandwidth and DNS are accepted, reported in the result and logged, never silently dropped", async (t) => {
     const { d, cni, warnings } = await setupDaemon(t);
     const pod = d.pod();
     const portMappings = [{ hostPort: 8080, containerPort: 80, protocol: "tcp", hostIP: "0.0.0.0" }];
@@ -119,11 +119,14 @@ describe("go-cni-shaped client (workloadnet/cni-client)", { concurrency: false }
       withCapability("io.kubernetes.cri.pod-annotations", { a: "b" }),
       withCapability("io.example/unknown", true),
     );
-    assert.deepEqual(result.unsupported.map((u) => u.option), ["portMappings", "bandwidth", "dns", "io.example/unknown"]);
-    assert.deepEqual(result.unsupported[0]!.value, portMappings);
-    assert.deepEqual(result.unsupported[1]!.value, bandwidth);
-    assert.deepEqual(result.unsupported[2]!.value, dns);
-    assert.deepEqual(warnings.map((w) => w.fields.option), ["portMappings", "bandwidth", "dns", "io.example/unknown"]);
+    assert.deepEqual(result.unsupported.map((u) => u.option), ["bandwidth", "dns", "io.example/unknown"]);
+    assert.deepEqual(result.unsupported[0]!.value, bandwidth);
+    assert.deepEqual(result.unsupported[1]!.value, dns);
+    assert.deepEqual(warnings.map((w) => w.fields.option), ["bandwidth", "dns", "io.example/unknown"]);
+    // The daemon published the port (0.0.0.0: every IPv4 address of the node).
+    const listed = (await d.client.list({})).attachments.find((a) => a.workloadId === "c-opts");
+    assert.deepEqual(listed?.portMappings.map((m) => [m.protocol, m.hostPort, m.containerPort, m.hostIp]), [["tcp", 8080, 80, ""]]);
+    assert.match(d.hostNft(["list", "map", "inet", "workloadnet", "any-v4"]), /tcp \. 8080 : 10\.88\.0\.\d+ \. 80/);
     assert.ok(warnings.every((w) => w.fields.workloadId === "c-opts" && /not honoured/.test(w.message)));
     // The attachment itself is made.
     assert.equal(result.interfaces.eth0!.ipConfigs.length, 2);

@@ -11,6 +11,7 @@ import { describe, it, type TestContext } from "node:test";
 import { DaemonHarness, DEFAULT_ARGS, linkNames, type IpLink, type IpRoute, type StartOptions } from "./daemon-harness.js";
 import { CNI_PLUGIN, cniError, cniOk, runCni, type CniEnvVars, type CniRun } from "./cni-exec.js";
 import { assertSandbox, ip, ipJson, ping, type PodNamespace } from "./sandbox.js";
+import { ask, serve, tryAsk } from "./net-probe.js";
 import { decodeReply, encodeRequest, MAGIC } from "../src/cni/wire.js";
 import { readRecordsFile } from "../src/cni/attachments.js";
 
@@ -220,7 +221,11 @@ describe("workloadnet-cni (C forwarder + daemon)", { concurrency: false }, () =>
       { name: "no cniVersion", stdin: JSON.stringify({ name: NETWORK, socket: d.socketPath }), code: 1, msg: /incompatible CNI versions/ },
       { name: "no network name", stdin: JSON.stringify({ cniVersion: "1.0.0", socket: d.socketPath }), code: 7, msg: /no "name"/ },
       { name: "ipam section", stdin: conf(d, "1.0.0", { ipam: { type: "host-local" } }), code: 2, msg: /unsupported field "ipam"/ },
-      { name: "declared capability", stdin: conf(d, "1.0.0", { capabilities: { portMappings: true } }), code: 2, msg: /capabilities.*portMappings/ },
+      { name: "declared capability we do not honour", stdin: conf(d, "1.0.0", { capabilities: { portMappings: true, bandwidth: true } }), code: 2, msg: /capabilities.*bandwidth/ },
+      { name: "port mapping with port 0", stdin: conf(d, "1.0.0", { runtimeConfig: { portMappings: [{ hostPort: 0, containerPort: 80, protocol: "tcp" }] } }), code: 7, msg: /portMappings.*hostPort 0 is not a port/ },
+      { name: "port mapping with port 70000", stdin: conf(d, "1.0.0", { runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 70000, protocol: "tcp" }] } }), code: 7, msg: /containerPort 70000 is not a port/ },
+      { name: "port mapping with an unknown protocol", stdin: conf(d, "1.0.0", { runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "icmp" }] } }), code: 7, msg: /protocol "icmp" is not one of tcp, udp, sctp/ },
+      { name: "port mapping with a hostIP that is not an address", stdin: conf(d, "1.0.0", { runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp", hostIP: "example.com" }] } }), code: 7, msg: /hostIP "example.com" is not an IP address/ },
       { name: "no CNI_COMMAND", command: "", stdin: good, code: 4, msg: /CNI_COMMAND is missing/ },
       { name: "unknown CNI_COMMAND", command: "FROB", stdin: good, code: 4, msg: /CNI_COMMAND "FROB"/ },
       { name: "no CNI_NETNS", env: { ...pod.env, CNI_NETNS: undefined }, stdin: good, code: 4, msg: /CNI_NETNS missing/ },
@@ -254,6 +259,32 @@ describe("workloadnet-cni (C forwarder + daemon)", { concurrency: false }, () =>
     assert.equal(gcOld.code, 1);
     assert.ok(add1);
     assert.deepEqual(await attachedIds(d), [pod.env.CNI_CONTAINERID], "only the one good ADD is attached");
+  });
+
+  it("runtimeConfig.portMappings as containerd's CRI sends it: ADD publishes the ports, DEL removes them", async (t) => {
+    const d = await daemon(t);
+    d.hostIp(["addr", "add", "192.0.2.1/32", "dev", "lo"]); // the node's address
+    const pod = podFor(d);
+    // containerd's CRI: the capability declared in the conflist, the pod's hostPorts in runtimeConfig.
+    const stdin = conf(d, "1.0.0", {
+      capabilities: { portMappings: true },
+      runtimeConfig: {
+        portMappings: [
+          { hostPort: 8085, containerPort: 80, protocol: "tcp", hostIP: "" },
+          { hostPort: 8086, containerPort: 81, protocol: "udp", hostIP: "0.0.0.0" },
+        ],
+      },
+    });
+    cniOk(await cni(d, "ADD", pod.env, stdin));
+    const server = await serve(pod.ns.name, "tcp", 80, "pod");
+    t.after(() => server.stop());
+    assert.equal(await ask(d.hostNs, "tcp", "192.0.2.1", 8085), "pod saw 192.0.2.1");
+    assert.match(await ask(d.hostNs, "tcp", "127.0.0.1", 8085), /^pod saw /);
+    const [attached] = (await d.client.list({})).attachments;
+    assert.deepEqual(attached?.portMappings.map((m) => `${m.protocol} ${m.hostIp || "*"}:${m.hostPort} -> ${m.containerPort}`).sort(), ["tcp *:8085 -> 80", "udp *:8086 -> 81"]);
+    cniOk(await cni(d, "DEL", pod.env, stdin));
+    assert.doesNotMatch(d.hostNft(["list", "map", "inet", "workloadnet", "any-v4"]), /8085|8086/);
+    assert.match(await tryAsk(d.hostNs, "tcp", "192.0.2.1", 8085), /^failed: .*ECONNREFUSED/);
   });
 
   it("ADD twice for the same container: error 11 naming the attachment; the first stays intact", async (t) => {

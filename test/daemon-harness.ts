@@ -4,7 +4,7 @@
 // under /run/workloadnet/, so tests do not see each other's links or routes.
 // iproute2 is the independent witness: `ip -n <hostNs>` shows the daemon's side.
 // Only inside the sandbox (test/run-in-sandbox.sh).
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync, renameSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
@@ -29,6 +29,8 @@ export interface StartOptions {
   args?: string[];
   /** How long to wait for the socket to serve. Default 10 s. */
   readyTimeoutMs?: number;
+  /** Run in this existing namespace (e.g. a node of a test cluster) instead of a fresh one; cleanup() leaves it. */
+  hostNs?: string;
 }
 
 export const DEFAULT_ARGS = ["--ipv4-prefix", "10.88.0.0/24", "--ipv6-prefix", "fd00:88::/64", "--mtu", "1400"];
@@ -54,20 +56,22 @@ export class DaemonHarness {
   private grpcJsC: GrpcJsTestClient | undefined;
   private logWaiters: (() => void)[] = [];
   private args: string[];
+  private readonly ownsHostNs: boolean;
 
-  private constructor(args: string[]) {
+  private constructor(args: string[], hostNs?: string) {
     assertSandbox();
     this.args = args;
-    this.hostNs = uniqueName("host");
+    this.ownsHostNs = hostNs === undefined;
+    this.hostNs = hostNs ?? uniqueName("host");
     this.socketPath = `/run/workloadnet/${this.hostNs}.sock`;
-    ip(["netns", "add", this.hostNs]);
+    if (this.ownsHostNs) ip(["netns", "add", this.hostNs]);
     // A real host has its loopback up (the first hop 169.254.77.1 lives there).
     ip(["link", "set", "lo", "up"], this.hostNs);
   }
 
   /** Creates a fresh host namespace and starts the daemon in it; resolves once it serves. */
   static async start(options: StartOptions = {}): Promise<DaemonHarness> {
-    const h = new DaemonHarness(options.args ?? DEFAULT_ARGS);
+    const h = new DaemonHarness(options.args ?? DEFAULT_ARGS, options.hostNs);
     try {
       await h.spawnAndWait(options.readyTimeoutMs ?? 10_000);
     } catch (err) {
@@ -77,9 +81,10 @@ export class DaemonHarness {
     return h;
   }
 
-  /** Starts the daemon again in the same host namespace on the same socket (after stop/kill). */
-  async restart(readyTimeoutMs = 10_000): Promise<void> {
+  /** Starts the daemon again in the same host namespace on the same socket (after stop/kill), with other flags when given. */
+  async restart(readyTimeoutMs = 10_000, args?: string[]): Promise<void> {
     if (this.running) throw new Error("restart: the daemon is still running");
+    if (args !== undefined) this.args = args;
     await this.spawnAndWait(readyTimeoutMs);
   }
 
@@ -207,7 +212,7 @@ export class DaemonHarness {
     await this.kill().catch(() => undefined);
     for (const p of this.pods.splice(0)) p.remove();
     try {
-      ip(["netns", "del", this.hostNs]);
+      if (this.ownsHostNs) ip(["netns", "del", this.hostNs]);
     } catch {
       // already gone
     }
@@ -280,6 +285,11 @@ export class DaemonHarness {
   /** `ip ARGS` in the daemon's host namespace. */
   hostIp(args: string[]): string {
     return ip(args, this.hostNs);
+  }
+
+  /** `nft ARGS` in the daemon's host namespace. */
+  hostNft(args: string[]): string {
+    return execFileSync("ip", ["netns", "exec", this.hostNs, "nft", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   }
 
   hostIpJson<T = unknown>(args: string[]): T {

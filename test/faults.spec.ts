@@ -189,7 +189,7 @@ describe("faults", () => {
     const p1 = pod();
     const before = await attach("pf-1", p1);
     writeFileAtomic(prefixFile, "{ this is not json ]]]\n");
-    const logged = await h.waitForLog((l) => l.msg === "prefix source error; keeping the last good prefixes");
+    const logged = await h.waitForLog((l) => l.msg === "cluster source error; keeping the last view");
     assert.match(String(logged.err), /./);
     const degraded = await c.client.status({});
     assert.deepEqual(degraded.prefixes, [V4_PREFIX, V6_PREFIX], "Status still reports the last good prefixes");

@@ -47,7 +47,14 @@ describe("interop: grpc-js and connect-es against the daemon", () => {
   it("grpc-js + proto-loader: Status, Attach, ALREADY_EXISTS, NOT_FOUND, Detach", async () => {
     const c = d.grpcJs;
     // The fields added to StatusResponse reach a client that loads the proto at run time.
-    assert.deepEqual(await c.status(), { prefixes: ["10.88.0.0/24", "fd00:88::/64"], attached: 0, prefixError: "" });
+    const status = await c.status();
+    assert.match(String(status.lastSync), /^\d{4}-\d\d-\d\dT/);
+    // The node's name: --node-name, else $NODE_NAME, else the host name.
+    assert.match(String(status.nodeName), /^[a-z0-9.-]+$/);
+    assert.deepEqual(
+      { ...status, lastSync: "", nodeName: "" },
+      { prefixes: ["10.88.0.0/24", "fd00:88::/64"], attached: 0, prefixError: "", source: "static", lastSync: "", sourceError: "", problems: [], nodesKnown: 0, nodeName: "", routing: "auto" },
+    );
     const pod = d.pod();
     const res = await c.attach({ workloadId: "gj", netns: { netnsPath: pod.path, ifName: "eth0" } });
     assert.ok(res.ip.every((b) => Buffer.isBuffer(b)));

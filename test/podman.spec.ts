@@ -15,13 +15,15 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { CNI_PLUGIN } from "./cni-exec.js";
 import { DaemonHarness, ipFromBytes } from "./daemon-harness.js";
-import { assertSandbox, uniqueName } from "./sandbox.js";
+import { assertSandbox, createNamespace, ip, uniqueName } from "./sandbox.js";
+import { ask, serve, tryAsk } from "./net-probe.js";
 import { readRecordsFile } from "../src/cni/attachments.js";
 
 assertSandbox();
 
 const run = promisify(execFile);
 const NETWORK = "wknet";
+const CHAINED = "wkportmap";
 const REQUIRED = [
   ["podman", "/usr/bin/podman"],
   ["runc", "/usr/sbin/runc"],
@@ -123,7 +125,13 @@ describe("podman runs containers on workloadnet-cni", { concurrency: false }, ()
     writeFileSync(join(dir, "bin", "runc"), `#!/bin/sh\nexec /usr/sbin/runc --root '${join(dir, "runc")}' "$@"\n`, { mode: 0o755 });
     writeFileSync(
       join(dir, "conf", `${NETWORK}.conflist`),
-      JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, plugins: [{ type: "workloadnet-cni", socket: d.socketPath }] }, null, 2),
+      JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, plugins: [{ type: "workloadnet-cni", socket: d.socketPath, capabilities: { portMappings: true } }] }, null, 2),
+    );
+    // For those who prefer it: CNI's portmap plugin chained after ours (which then publishes nothing itself).
+    symlinkSync("/usr/lib/cni/portmap", join(dir, "bin", "portmap"));
+    writeFileSync(
+      join(dir, "conf", `${CHAINED}.conflist`),
+      JSON.stringify({ cniVersion: "1.0.0", name: CHAINED, plugins: [{ type: "workloadnet-cni", socket: d.socketPath }, { type: "portmap", capabilities: { portMappings: true } }] }, null, 2),
     );
     writeFileSync(
       join(dir, "containers.conf"),
@@ -161,7 +169,9 @@ describe("podman runs containers on workloadnet-cni", { concurrency: false }, ()
     // An image made offline: a root file system with the static busybox.
     const rootfs = join(dir, "rootfs");
     copyFileSync("/bin/busybox", join(rootfs, "bin", "busybox"));
-    for (const cmd of ["sh", "ip", "ping", "sleep", "cat"]) symlinkSync("busybox", join(rootfs, "bin", cmd));
+    for (const cmd of ["sh", "ip", "ping", "sleep", "cat", "httpd"]) symlinkSync("busybox", join(rootfs, "bin", cmd));
+    mkdirSync(join(rootfs, "www"));
+    writeFileSync(join(rootfs, "www", "index.html"), "hello from a podman container\n");
     await run("sh", ["-c", `tar -C '${rootfs}' -c . | nsenter --net=/run/netns/${d.hostNs} podman ${globalArgs.map((a) => `'${a}'`).join(" ")} import - localhost/wkbusybox:test`], { env: podmanEnv });
   });
 
@@ -249,5 +259,60 @@ describe("podman runs containers on workloadnet-cni", { concurrency: false }, ()
     assert.equal((await d.client.list({})).attachments.length, 1);
     await podman("rm", "--force", "--time", "0", "wk-c3");
     assert.deepEqual(d.hostLinks(), []);
+  });
+
+  it("-p publishes ports with no other plugin: HTTP from another host, the node's address and 127.0.0.1, UDP; a held port is refused to a second container", async () => {
+    // Another host on the node's link.
+    const outside = createNamespace("out");
+    try {
+      ip(["link", "add", "wkt-out", "type", "veth", "peer", "name", "eth0", "netns", outside.name], d.hostNs);
+      ip(["addr", "add", "192.0.2.1/24", "dev", "wkt-out"], d.hostNs);
+      ip(["link", "set", "wkt-out", "up"], d.hostNs);
+      ip(["addr", "add", "192.0.2.2/24", "dev", "eth0"], outside.name);
+      ip(["link", "set", "eth0", "up"], outside.name);
+      ip(["link", "set", "lo", "up"], outside.name);
+
+      const base = ["run", "--detach", "--network", NETWORK, "--cgroup-parent", `/${cgroupParent}`];
+      await podman(...base, "--name", "wk-web", "-p", "8080:80", "-p", "5353:53/udp", "localhost/wkbusybox:test", "httpd", "-f", "-p", "80", "-h", "/www");
+      const page = "hello from a podman container";
+      assert.equal(await ask(outside.name, "tcp", "192.0.2.1", 8080), page, "from another host");
+      assert.equal(await ask(d.hostNs, "tcp", "192.0.2.1", 8080), page, "from the node's own address");
+      assert.equal(await ask(d.hostNs, "tcp", "127.0.0.1", 8080), page, "from 127.0.0.1 on the node");
+      // UDP: a server in the container's namespace (busybox has none), reached through the mapping.
+      const pid = (await podman("inspect", "--format", "{{.State.Pid}}", "wk-web")).trim();
+      const udp = await serve(`/proc/${pid}/ns/net`, "udp", 53, "wk-web");
+      try {
+        assert.equal(await ask(outside.name, "udp", "192.0.2.1", 5353), "wk-web saw 192.0.2.2");
+      } finally {
+        udp.stop();
+      }
+      const [web] = (await d.client.list({})).attachments;
+      assert.deepEqual(web?.portMappings.map((m) => `${m.protocol}/${m.hostPort}:${m.containerPort}`).sort(), ["tcp/8080:80", "udp/5353:53"]);
+
+      // A second container asking for the same host port fails, and nothing of it is left.
+      const linksBefore = d.hostLinks().length;
+      // Our error, through podman: the port and the workload holding it.
+      await assert.rejects(
+        podman(...base, "--name", "wk-web2", "-p", "8080:80", "localhost/wkbusybox:test", "httpd", "-f", "-p", "80", "-h", "/www"),
+        new RegExp(`host port tcp 8080 \\(IPv4\\) is already published by workload ${web!.workloadId}`),
+      );
+      await podman("rm", "--force", "--time", "0", "wk-web2").catch(() => undefined);
+      assert.equal(d.hostLinks().length, linksBefore, "no link of the second container");
+      assert.deepEqual((await d.client.list({})).attachments.map((a) => a.workloadId), [web!.workloadId]);
+
+      await podman("rm", "--force", "--time", "0", "wk-web");
+      assert.deepEqual(d.hostLinks(), []);
+      assert.doesNotMatch(d.hostNft(["list", "map", "inet", "workloadnet", "any-v4"]), /8080|5353/, "the mappings went with the container");
+      assert.match(await tryAsk(outside.name, "tcp", "192.0.2.1", 8080), /^failed/);
+
+      // Chained portmap (iptables) after our plugin still publishes.
+      await podman("run", "--detach", "--network", CHAINED, "--cgroup-parent", `/${cgroupParent}`, "--name", "wk-pm", "-p", "8090:80", "localhost/wkbusybox:test", "httpd", "-f", "-p", "80", "-h", "/www");
+      assert.equal(await ask(outside.name, "tcp", "192.0.2.1", 8090), page, "through portmap's rules");
+      assert.doesNotMatch(d.hostNft(["list", "map", "inet", "workloadnet", "any-v4"]), /8090/, "published by portmap, not by us");
+      await podman("rm", "--force", "--time", "0", "wk-pm");
+      assert.deepEqual(d.hostLinks(), []);
+    } finally {
+      outside.remove();
+    }
   });
 });

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
-import { DaemonHarness, linkNames } from "./daemon-harness.js";
+import { DaemonHarness, linkNames, writeFileAtomic } from "./daemon-harness.js";
 import { assertSandbox } from "./sandbox.js";
 
 assertSandbox();
@@ -26,7 +26,10 @@ describe("workloadnetctl", () => {
   it("status, attach, list, check, detach, gc — text and JSON", () => {
     const status = ctl("status");
     assert.equal(status.code, 0, status.stderr);
-    assert.equal(status.stdout, "ready: prefixes 10.88.0.0/24, fd00:88::/64; 0 attached\n");
+    assert.match(
+      status.stdout,
+      /^ready: prefixes 10\.88\.0\.0\/24, fd00:88::\/64; 0 attached\nsource: static; node [a-z0-9.-]+; last sync \d{4}-\d\d-\d\dT[0-9:.]+Z; 0 other nodes; routing auto\n$/,
+    );
 
     const p1 = d.pod("ctl");
     const p2 = d.pod("ctl");
@@ -52,6 +55,62 @@ describe("workloadnetctl", () => {
     const gc = ctl("gc");
     assert.equal(gc.stdout, "ctl-two\tremoved\n");
     assert.deepEqual(d.hostLinks(8), []);
+  });
+
+  it("nodes and status show the cluster view of a prefix file: nodes, skipped entries, the file's error", async () => {
+    const n = await DaemonHarness.start({ args: ["--routing", "none", "--mtu", "1400", "--prefix-file", "/run/workloadnet/ctl-nodes.json"] });
+    try {
+      const file = "/run/workloadnet/ctl-nodes.json";
+      const run = (...args: string[]) => {
+        const r = spawnSync(process.execPath, [CTL, "--socket", n.socketPath, ...args], { encoding: "utf8" });
+        return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+      };
+      const pending = run("status");
+      assert.equal(pending.code, 1);
+      assert.match(pending.stderr, /^workloadnetctl: status: Unavailable: no pod prefixes yet: prefix file \/run\/workloadnet\/ctl-nodes\.json: does not exist/);
+
+      writeFileAtomic(
+        file,
+        JSON.stringify({
+          name: "n1",
+          ipv4: "10.70.1.0/24",
+          ipv6: "fd70:1::/64",
+          addresses: ["192.0.2.11"],
+          nodes: [
+            { name: "n2", addresses: ["192.0.2.12", "2001:db8::12"], prefixes: ["10.70.2.0/24", "fd70:2::/64"] },
+            { name: "n3", addresses: ["192.0.2.13"], prefixes: ["10.70.1.0/25"] },
+          ],
+        }),
+      );
+      await n.waitForLog((l) => l.msg === "pod prefixes in use");
+      const table = run("nodes");
+      assert.equal(table.code, 0, table.stderr);
+      assert.deepEqual(table.stdout.split("\n").map((l) => l.trimEnd()), [
+        "NODE  ADDRESSES                PREFIXES                  ROUTE  STATE",
+        "n1    192.0.2.11               10.70.1.0/24,fd70:1::/64  local  ok",
+        "n2    192.0.2.12,2001:db8::12  10.70.2.0/24,fd70:2::/64  none   ok",
+        "problem: node n3 refused: its pod prefix 10.70.1.0/25 overlaps 10.70.1.0/24 of node n1; not routed",
+        "",
+      ]);
+      const json = run("--json", "nodes").stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(json[1], { node: "n2", self: false, addresses: ["192.0.2.12", "2001:db8::12"], prefixes: ["10.70.2.0/24", "fd70:2::/64"], route: "none", state: "ok" });
+      assert.match(String(json[2]!.problem), /node n3 refused/);
+
+      writeFileAtomic(file, "{ broken");
+      await n.waitForLog((l) => l.msg === "cluster source error; keeping the last view");
+      const s = JSON.parse(run("--json", "status").stdout) as Record<string, unknown>;
+      assert.equal(s.source, "file");
+      assert.equal(s.nodeName, "n1");
+      assert.equal(s.nodesKnown, 1);
+      assert.equal(s.routing, "none");
+      assert.match(String(s.sourceError), /ctl-nodes\.json: invalid JSON.*\(keeping 10\.70\.1\.0\/24, fd70:1::\/64 and 1 other node\)/);
+      assert.deepEqual(s.prefixes, ["10.70.1.0/24", "fd70:1::/64"]);
+      assert.match(String((s.problems as string[])[0]), /node n3 refused/);
+      assert.ok(Date.now() - Date.parse(String(s.lastSync)) < 60_000, "lastSync is the last good read");
+    } finally {
+      await n.cleanup();
+      spawnSync("rm", ["-f", "/run/workloadnet/ctl-nodes.json"]);
+    }
   });
 
   it("errors: one line naming the call, the status code and the daemon's message; exit 1", () => {

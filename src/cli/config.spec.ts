@@ -13,7 +13,7 @@ import {
 } from "./config.js";
 
 const groups: Record<string, number> = { containerd: 1234, root: 0 };
-const opts: ParseConfigOptions = { lookupGroup: (name) => groups[name] };
+const opts: ParseConfigOptions = { lookupGroup: (name) => groups[name], hostname: () => "Node-A" };
 
 function parse(argv: string[], env: NodeJS.ProcessEnv = {}, options: ParseConfigOptions = opts): DaemonConfig {
   return parseConfig(argv, env, options);
@@ -48,7 +48,7 @@ describe("defaults and flags", () => {
       ipv4Prefix: undefined,
       ipv6Prefix: undefined,
       prefixFile: undefined,
-      mtu: 1500,
+      mtu: undefined,
       linkGroup: 8,
       vethQueues: 1,
       warmUp: 8,
@@ -57,6 +57,16 @@ describe("defaults and flags", () => {
       metricsAddress: undefined,
       socketGroup: undefined,
       cniStateFile: undefined,
+      kubernetes: false,
+      kubeconfig: undefined,
+      nodeName: "node-a",
+      routing: "auto",
+      vxlanVni: 7701,
+      vxlanPort: 4789,
+      resyncInterval: 30,
+      masquerade: true,
+      clusterCidrs: [],
+      noMasqueradeCidrs: [],
       configFile: undefined,
     });
   });
@@ -76,6 +86,16 @@ describe("defaults and flags", () => {
       "--metrics-address", "[::1]:9650",
       "--socket-group", "containerd",
       "--cni-state-file=/var/lib/workloadnet/cni.json",
+      "--kubernetes",
+      "--node-name", "worker-1.example",
+      "--routing=vxlan",
+      "--vxlan-vni", "42",
+      "--vxlan-port", "8472",
+      "--resync-interval", "5",
+      "--masquerade=false",
+      "--cluster-cidr", "10.88.0.0/16",
+      "--cluster-cidr=fd00:88::/48",
+      "--no-masquerade-cidr", "192.168.0.0/16",
     ]);
     assert.deepEqual(config, {
       socketPath: "/run/wl/api.sock",
@@ -91,8 +111,48 @@ describe("defaults and flags", () => {
       metricsAddress: { host: "::1", port: 9650 },
       socketGroup: 1234,
       cniStateFile: "/var/lib/workloadnet/cni.json",
+      kubernetes: true,
+      kubeconfig: undefined,
+      nodeName: "worker-1.example",
+      routing: "vxlan",
+      vxlanVni: 42,
+      vxlanPort: 8472,
+      resyncInterval: 5,
+      masquerade: false,
+      clusterCidrs: ["10.88.0.0/16", "fd00:88::/48"],
+      noMasqueradeCidrs: ["192.168.0.0/16"],
       configFile: undefined,
     });
+  });
+
+  test("cluster settings: --kubeconfig implies --kubernetes; the node name from $NODE_NAME, else the host name", () => {
+    const c = parse(["--kubeconfig", "/etc/kubernetes/kubelet.conf"]);
+    assert.equal(c.kubernetes, true);
+    assert.equal(c.kubeconfig, "/etc/kubernetes/kubelet.conf");
+    assert.equal(parse([], { NODE_NAME: "from-downward-api" }).nodeName, "from-downward-api");
+    assert.equal(parse(["--node-name", "flag"], { NODE_NAME: "env" }).nodeName, "flag");
+    assert.equal(parse([], { WORKLOADNETD_NODE_NAME: "ours", NODE_NAME: "env" }).nodeName, "ours");
+    assert.equal(parse([], { WORKLOADNETD_KUBERNETES: "true" }).kubernetes, true);
+    assert.equal(parse([], { WORKLOADNETD_KUBERNETES: "0" }).kubernetes, false);
+    assert.equal(parse([], { WORKLOADNETD_ROUTING: "none" }).routing, "none");
+    assert.equal(parse(["--mtu", "1400"]).mtu, 1400);
+    fails(["--routing", "bgp"], 'invalid --routing "bgp": must be one of auto, direct, vxlan, none');
+    fails(["--vxlan-vni", "16777216"], 'invalid --vxlan-vni "16777216": must be an integer between 1 and 16777215');
+    fails(["--vxlan-port", "0"], 'invalid --vxlan-port "0": must be an integer between 1 and 65535');
+    fails(["--node-name", "Node_A"], /^invalid --node-name "Node_A": must be a node name/);
+    fails(["--kubeconfig", "kube.conf"], 'invalid --kubeconfig "kube.conf": must be an absolute path');
+    fails([], 'invalid WORKLOADNETD_KUBERNETES "maybe": must be true or false', { WORKLOADNETD_KUBERNETES: "maybe" });
+    fails(["--kubernetes=yes"], /kubernetes/);
+  });
+
+  test("masquerade and its exemptions: a boolean, and repeatable prefixes from flags, environment and file", () => {
+    assert.equal(parse(["--masquerade", "false"]).masquerade, false);
+    assert.equal(parse([], { WORKLOADNETD_MASQUERADE: "false" }).masquerade, false);
+    assert.throws(() => parse(["--masquerade=maybe"]), (e: Error) => e instanceof ConfigError && e.message === 'invalid --masquerade "maybe": must be true or false');
+    assert.deepEqual(parse([], { WORKLOADNETD_CLUSTER_CIDR: "10.88.0.0/16, fd00:88::/48" }).clusterCidrs, ["10.88.0.0/16", "fd00:88::/48"]);
+    assert.deepEqual(parse(["--no-masquerade-cidr", "10.0.0.0/8", "--no-masquerade-cidr", "172.16.0.0/12"]).noMasqueradeCidrs, ["10.0.0.0/8", "172.16.0.0/12"]);
+    assert.throws(() => parse(["--cluster-cidr", "10.88.0.1/16"]), (e: Error) => e instanceof ConfigError && /invalid --cluster-cidr "10\.88\.0\.1\/16": .*host bits set/.test(e.message));
+    assert.throws(() => parse(["--no-masquerade-cidr", "nonsense"]), (e: Error) => e instanceof ConfigError && e.message.startsWith('invalid --no-masquerade-cidr "nonsense"'));
   });
 
   test("the last of a repeated flag wins", () => {
@@ -225,7 +285,7 @@ describe("environment variables", () => {
   test("bad values name the variable; unknown names are refused; empty means unset", () => {
     fails([], 'invalid WORKLOADNETD_MTU "big": must be an integer between 68 and 65535', { WORKLOADNETD_MTU: "big" });
     fails([], /^unknown environment variable WORKLOADNETD_MTUU; known: /, { WORKLOADNETD_MTUU: "1" });
-    assert.equal(parse([], { WORKLOADNETD_MTU: "" }).mtu, 1500);
+    assert.equal(parse([], { WORKLOADNETD_MTU: "" }).mtu, undefined);
   });
 });
 
@@ -246,6 +306,11 @@ describe("config file", () => {
         "metrics-address": "127.0.0.1:9650",
         "socket-group": 1234,
         "cni-state-file": "/var/lib/wl/cni.json",
+        kubernetes: true,
+        "node-name": "n1",
+        routing: "direct",
+        "vxlan-vni": 9,
+        "vxlan-port": "4790",
       }),
     );
     assert.deepEqual(parse(["--config", "/etc/wl.json"], {}, file), {
@@ -262,6 +327,16 @@ describe("config file", () => {
       metricsAddress: { host: "127.0.0.1", port: 9650 },
       socketGroup: 1234,
       cniStateFile: "/var/lib/wl/cni.json",
+      kubernetes: true,
+      kubeconfig: undefined,
+      nodeName: "n1",
+      routing: "direct",
+      vxlanVni: 9,
+      vxlanPort: 4790,
+      resyncInterval: 30,
+      masquerade: true,
+      clusterCidrs: [],
+      noMasqueradeCidrs: [],
       configFile: "/etc/wl.json",
     });
     const overridden = parse(["--config", "/etc/wl.json", "--mtu", "9000", "--ipv4-prefix", "10.1.0.0/16"], {}, file);

@@ -10,8 +10,10 @@
 import { readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { isAbsolute } from "node:path";
+import { hostname } from "node:os";
 import { isIPv4, isIPv6 } from "node:net";
 import { Command, CommanderError, Option } from "commander";
+import { parsePrefix } from "../ipam/prefix.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -25,8 +27,8 @@ export interface DaemonConfig {
   ipv6Prefix: string | undefined;
   /** File to watch for the pod prefixes (absolute path; need not exist yet). */
   prefixFile: string | undefined;
-  /** MTU of the workload links. */
-  mtu: number;
+  /** MTU of the workload links; undefined: the routing's podMtu (the node link's, less VXLAN's overhead when VXLAN may be used). */
+  mtu: number | undefined;
   /** Link group that marks the daemon's host-side interfaces. */
   linkGroup: number;
   /** Transmit and receive queues of each veth end. */
@@ -42,12 +44,43 @@ export interface DaemonConfig {
   socketGroup: number | undefined;
   /** The CNI plugin's records of its attachments (absolute path); default: beside the socket. */
   cniStateFile: string | undefined;
+  /** The cluster view from the Kubernetes API (Node objects) instead of the flags or the prefix file. */
+  kubernetes: boolean;
+  /** A kubeconfig for the Kubernetes API (absolute path); implies kubernetes. Undefined: in-cluster credentials. */
+  kubeconfig: string | undefined;
+  /** This node's name (--node-name, else $NODE_NAME, else the host name in lower case). */
+  nodeName: string;
+  /** How pod traffic reaches other nodes. */
+  routing: RoutingMode;
+  /** VXLAN network identifier of our VXLAN device. */
+  vxlanVni: number;
+  /** UDP port of our VXLAN device. */
+  vxlanPort: number;
+  /** Seconds between full reconciles of the routes to other nodes (drift repair). */
+  resyncInterval: number;
+  /** Masquerade pod traffic to destinations outside the cluster's pod prefixes. */
+  masquerade: boolean;
+  /** The cluster's pod prefixes (every node's), besides those the cluster view gives: never masqueraded. */
+  clusterCidrs: string[];
+  /** More destinations that keep the pod's address. */
+  noMasqueradeCidrs: string[];
   /** The config file that was read, if any. */
   configFile: string | undefined;
 }
 
 export const DEFAULT_SOCKET_PATH = "/run/workloadnet/workloadnet.sock";
-export const DEFAULT_MTU = 1500;
+/**
+ * auto: direct routes to nodes on a shared link, VXLAN to the others;
+ * direct/vxlan: only that kind; none: routes to other nodes are someone else's.
+ */
+export const ROUTING_MODES = ["auto", "direct", "vxlan", "none"] as const;
+export type RoutingMode = (typeof ROUTING_MODES)[number];
+export const DEFAULT_ROUTING: RoutingMode = "auto";
+/** Not flannel's (1) nor Calico's (4096), so either can run beside us while migrating. */
+export const DEFAULT_VXLAN_VNI = 7701;
+/** The IANA VXLAN port. */
+export const DEFAULT_VXLAN_PORT = 4789;
+export const DEFAULT_RESYNC_INTERVAL = 30;
 export const DEFAULT_LINK_GROUP = 8;
 /**
  * One queue each way per veth end, said explicitly. Left unsaid, the kernel
@@ -89,6 +122,8 @@ export class HelpRequested extends Error {
 }
 
 export interface ParseConfigOptions {
+  /** The machine's host name (default node name); defaults to os.hostname(). */
+  hostname?: () => string;
   /** Resolves a group name to its gid, undefined when there is no such group. */
   lookupGroup?: (name: string) => number | undefined;
   /** Reads the config file; defaults to readFileSync(path, "utf8"). */
@@ -106,8 +141,15 @@ interface Setting<K extends keyof DaemonConfig> {
   field: K;
   argName: string;
   description: string;
+  /** A flag without a value (--kubernetes); from the environment or file: true/false. */
+  boolean?: true;
   /** Validates a raw value (flag/env: string; file: any JSON value); throws Invalid. */
   parse: (raw: Raw, ctx: Required<ParseConfigOptions>) => DaemonConfig[K];
+  /**
+   * The flag may be given several times (raw: an array of strings); in the
+   * environment the values are separated by commas, in the file a JSON array.
+   */
+  repeatable?: true;
 }
 
 /** A validation failure; turned into a ConfigError naming where the value came from. */
@@ -150,7 +192,7 @@ const SETTINGS = [
     key: "mtu",
     field: "mtu",
     argName: "n",
-    description: `MTU of workload links, 68..65535 (default: ${DEFAULT_MTU})`,
+    description: "MTU of workload links, 68..65535 (default: the MTU of the link that carries the node's address, less the VXLAN overhead when VXLAN may be used)",
     parse: (raw) => integer(raw, 68, 65535),
   }),
   setting({
@@ -201,6 +243,79 @@ const SETTINGS = [
     argName: "path",
     description: "where the CNI plugin's attachments are recorded (default: SOCKET-NAME.cni-attachments.json beside the socket)",
     parse: (raw) => absolutePath(raw),
+  }),
+  setting({
+    key: "kubernetes",
+    field: "kubernetes",
+    argName: "",
+    boolean: true,
+    description: "take pod prefixes and the other nodes from the Kubernetes API (Node objects), with the pod's service-account credentials",
+    parse: (raw) => bool(raw),
+  }),
+  setting({
+    key: "kubeconfig",
+    field: "kubeconfig",
+    argName: "path",
+    description: "kubeconfig for the Kubernetes API instead of in-cluster credentials (implies --kubernetes)",
+    parse: (raw) => absolutePath(raw),
+  }),
+  setting({
+    key: "node-name",
+    field: "nodeName",
+    argName: "name",
+    description: "this node's name (default: $NODE_NAME, else the host name)",
+    parse: (raw) => nodeName(raw),
+  }),
+  setting({
+    key: "routing",
+    field: "routing",
+    argName: "mode",
+    description: `${ROUTING_MODES.join("|")}: routes to other nodes' pods; auto is direct to nodes on a shared link, VXLAN to the others (default: ${DEFAULT_ROUTING})`,
+    parse: (raw) => oneOf(raw, ROUTING_MODES),
+  }),
+  setting({
+    key: "vxlan-vni",
+    field: "vxlanVni",
+    argName: "n",
+    description: `VXLAN network identifier, 1..16777215 (default: ${DEFAULT_VXLAN_VNI})`,
+    parse: (raw) => integer(raw, 1, 16777215),
+  }),
+  setting({
+    key: "vxlan-port",
+    field: "vxlanPort",
+    argName: "port",
+    description: `UDP port of the VXLAN device, 1..65535 (default: ${DEFAULT_VXLAN_PORT})`,
+    parse: (raw) => integer(raw, 1, 65535),
+  }),
+  setting({
+    key: "resync-interval",
+    field: "resyncInterval",
+    argName: "seconds",
+    description: `seconds between full reconciles of the routes to other nodes, which repair what someone else changed, 1..86400 (default: ${DEFAULT_RESYNC_INTERVAL})`,
+    parse: (raw) => integer(raw, 1, 86400),
+  }),
+  setting({
+    key: "masquerade",
+    field: "masquerade",
+    argName: "bool",
+    description: "true|false: pod traffic to destinations outside the cluster's pod prefixes leaves with the node's address (default: true)",
+    parse: (raw) => bool(raw),
+  }),
+  setting({
+    key: "cluster-cidr",
+    field: "clusterCidrs",
+    argName: "cidr",
+    description: "a pod prefix of the cluster (all nodes'), repeatable: traffic to it keeps the pod's address; the cluster view's prefixes count too",
+    parse: (raw) => cidrList(raw),
+    repeatable: true,
+  }),
+  setting({
+    key: "no-masquerade-cidr",
+    field: "noMasqueradeCidrs",
+    argName: "cidr",
+    description: "a destination prefix never masqueraded, repeatable",
+    parse: (raw) => cidrList(raw),
+    repeatable: true,
   }),
   setting({
     key: "socket-group",
@@ -268,6 +383,36 @@ function oneOf<T extends string>(raw: Raw, allowed: readonly T[]): T {
   const found = allowed.find((a) => a === raw);
   if (found === undefined) throw new Invalid(`must be one of ${allowed.join(", ")}`);
   return found;
+}
+
+function bool(raw: Raw): boolean {
+  if (raw === true || raw === "true" || raw === "1" || raw === "yes") return true;
+  if (raw === false || raw === "false" || raw === "0" || raw === "no") return false;
+  throw new Invalid("must be true or false");
+}
+
+/** Prefixes of either family (host bits must be zero, as the kernel's sets need). */
+function cidrList(raw: Raw): string[] {
+  const items = typeof raw === "string" ? [raw] : Array.isArray(raw) ? raw : undefined;
+  if (items === undefined) throw new Invalid("must be a list of prefixes such as 10.0.0.0/8");
+  return items.map((item) => {
+    if (typeof item !== "string") throw new Invalid("must be a list of prefixes such as 10.0.0.0/8");
+    const problem = checkCidrSyntax(item, item.includes(":") ? 6 : 4);
+    if (problem !== undefined) throw new Invalid(`${JSON.stringify(item)} ${problem}`);
+    try {
+      parsePrefix(item);
+    } catch (err) {
+      throw new Invalid(`${JSON.stringify(item)}: ${(err as Error).message}`);
+    }
+    return item;
+  });
+}
+
+/** A Kubernetes node name: a DNS subdomain (RFC 1123), as the API requires of Node objects. */
+function nodeName(raw: Raw): string {
+  const reason = "must be a node name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters";
+  if (typeof raw !== "string" || raw.length > 253 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(raw)) throw new Invalid(reason);
+  return raw;
 }
 
 function logLevel(raw: Raw): LogLevel {
@@ -369,6 +514,13 @@ function kebab(camel: string): string {
   return camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`).replace(/_/g, "-");
 }
 
+/** An option that takes a value; one named --no-… is not commander's negation of another. */
+function valueOption(key: string, argName = "x", description?: string): Option {
+  const option = new Option(`--${key} <${argName}>`, description);
+  option.negate = false;
+  return option;
+}
+
 function buildCommand(): Command {
   const cmd = new Command("workloadnetd")
     .description("Workload networking daemon: serves the WorkloadNetworking gRPC API on a unix socket.")
@@ -376,7 +528,11 @@ function buildCommand(): Command {
     .allowUnknownOption(false)
     .exitOverride()
     .addOption(new Option(`--${CONFIG_KEY} <file>`, "JSON file with settings; flags and environment override it"));
-  for (const s of SETTINGS) cmd.addOption(new Option(`--${s.key} <${s.argName}>`, s.description));
+  for (const s of SETTINGS) {
+    const option = "boolean" in s ? new Option(`--${s.key}`, s.description) : valueOption(s.key, s.argName, s.description);
+    if ("repeatable" in s) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+    cmd.addOption(option);
+  }
   cmd.addHelpText(
     "after",
     [
@@ -432,6 +588,7 @@ export function parseConfig(
   const ctx: Required<ParseConfigOptions> = {
     lookupGroup: options.lookupGroup ?? lookupSystemGroup,
     readFile: options.readFile ?? ((p) => readFileSync(p, "utf8")),
+    hostname: options.hostname ?? hostname,
   };
 
   let helpText = "";
@@ -451,8 +608,15 @@ export function parseConfig(
     }
     throw err;
   }
-  const flags = cmd.opts<Record<string, string | undefined>>();
-  const flagValue = (key: string): string | undefined => flags[new Option(`--${key} <x>`).attributeName()];
+  const flags = cmd.opts<Record<string, string | string[] | true | undefined>>();
+  const flagValue = (key: string): string | true | undefined => {
+    const v = flags[valueOption(key).attributeName()];
+    return Array.isArray(v) ? v.join(",") : v;
+  };
+  const flagValues = (key: string): string[] | undefined => {
+    const v = flags[valueOption(key).attributeName()];
+    return v === undefined || v === true ? undefined : Array.isArray(v) ? v : [v];
+  };
 
   // Environment: empty means unset; unknown WORKLOADNETD_* names are typos.
   const envKeys = new Map<string, string>();
@@ -472,7 +636,7 @@ export function parseConfig(
   const configFlag = flagValue(CONFIG_KEY);
   const configEnv = envValues.get(CONFIG_KEY);
   if (configFlag !== undefined || configEnv !== undefined) {
-    configFile = configFlag ?? configEnv!;
+    configFile = typeof configFlag === "string" ? configFlag : configEnv!;
     const label = configFlag !== undefined ? `--${CONFIG_KEY}` : envName(CONFIG_KEY);
     if (configFile === "") throw new ConfigError(`invalid ${label} "": must be a file name`);
     file = readConfigFile(configFile, label, ctx.readFile);
@@ -483,7 +647,7 @@ export function parseConfig(
     ipv4Prefix: undefined,
     ipv6Prefix: undefined,
     prefixFile: undefined,
-    mtu: DEFAULT_MTU,
+    mtu: undefined,
     linkGroup: DEFAULT_LINK_GROUP,
     vethQueues: DEFAULT_VETH_QUEUES,
     warmUp: DEFAULT_WARM_UP,
@@ -492,6 +656,17 @@ export function parseConfig(
     metricsAddress: undefined,
     socketGroup: undefined,
     cniStateFile: undefined,
+    kubernetes: false,
+    kubeconfig: undefined,
+    // A DaemonSet passes the node's name as $NODE_NAME (downward API); Kubernetes names nodes after the lower-cased host name.
+    nodeName: env.NODE_NAME || ctx.hostname().toLowerCase(),
+    routing: DEFAULT_ROUTING,
+    vxlanVni: DEFAULT_VXLAN_VNI,
+    vxlanPort: DEFAULT_VXLAN_PORT,
+    resyncInterval: DEFAULT_RESYNC_INTERVAL,
+    masquerade: true,
+    clusterCidrs: [],
+    noMasqueradeCidrs: [],
     configFile,
   };
   for (const s of SETTINGS) {
@@ -499,10 +674,11 @@ export function parseConfig(
     let label: string;
     const fromFlag = flagValue(s.key);
     if (fromFlag !== undefined) {
-      raw = fromFlag;
-      label = `invalid --${s.key} ${show(raw)}`;
+      raw = "repeatable" in s ? (flagValues(s.key) ?? fromFlag) : fromFlag;
+      label = fromFlag === true ? `invalid --${s.key}` : `invalid --${s.key} ${show(fromFlag)}`;
     } else if (envValues.has(s.key)) {
       raw = envValues.get(s.key)!;
+      if ("repeatable" in s) raw = raw.split(",").map((v) => v.trim()).filter((v) => v !== "");
       label = `invalid ${envName(s.key)} ${show(raw)}`;
     } else if (Object.hasOwn(file, s.key)) {
       raw = file[s.key] as Raw;
@@ -517,5 +693,7 @@ export function parseConfig(
       throw err;
     }
   }
+  // A kubeconfig is only ever read by the Kubernetes source.
+  if (config.kubeconfig !== undefined) config.kubernetes = true;
   return config;
 }

@@ -6,6 +6,28 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connectDaemon, type DaemonClient } from "../client/daemon-client.js";
 import { bufferToAddress } from "../ipam/address.js";
 import { DEFAULT_SOCKET_PATH } from "./config.js";
+import { describeMapping, PROTOCOLS, type Protocol } from "../nftables/port-mappings.js";
+
+interface WireMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: string;
+  hostIp: string;
+}
+
+/** "[HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTOCOL]", as podman's -p (HOSTIP in brackets for IPv6). */
+export function parsePublish(value: string, previous: WireMapping[] = []): WireMapping[] {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+):)?([0-9]+):([0-9]+)(?:\/([a-z]+))?$/.exec(value);
+  if (m === null) throw new Error(`-p ${JSON.stringify(value)}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp|sctp]`);
+  const hostIp = (m[1] ?? "").replace(/^\[|\]$/g, "");
+  // Range and protocol are the daemon's to check: it answers INVALID_ARGUMENT with the reason.
+  return [...previous, { hostIp, hostPort: Number(m[2]), containerPort: Number(m[3]), protocol: m[4] ?? "tcp" }];
+}
+
+function mappingText(m: WireMapping): string {
+  const protocol = (PROTOCOLS as readonly string[]).includes(m.protocol) ? (m.protocol as Protocol) : "tcp";
+  return describeMapping({ hostPort: m.hostPort, containerPort: m.containerPort, protocol, ...(m.hostIp ? { hostIp: m.hostIp } : {}) });
+}
 
 interface GlobalOptions {
   socket: string;
@@ -51,12 +73,59 @@ function program(): Command {
 
   cmd
     .command("status")
-    .description("is the daemon ready, with which prefixes")
+    .description("is the daemon ready, with which prefixes; where the cluster view comes from")
     .action(async () => {
       const o = globals();
       const s = await withClient(o, "status", (d) => d.client.status({}));
-      const text = `ready: prefixes ${s.prefixes.join(", ") || "(none)"}; ${s.attached} attached${s.prefixError ? `; prefix source: ${s.prefixError}` : ""}`;
-      print(o.json, { prefixes: s.prefixes, attached: s.attached, prefixError: s.prefixError || undefined }, text);
+      const sourceError = s.sourceError || s.prefixError;
+      const lines = [
+        `ready: prefixes ${s.prefixes.join(", ") || "(none)"}; ${s.attached} attached${sourceError ? `; prefix source: ${sourceError}` : ""}`,
+        // Daemons from before the cluster view leave these empty.
+        ...(s.source
+          ? [
+              `source: ${s.source}${s.nodeName ? `; node ${s.nodeName}` : ""}; last sync ${s.lastSync || "never"}; ${s.nodesKnown} other node${s.nodesKnown === 1 ? "" : "s"}; routing ${s.routing || "none"}`,
+            ]
+          : []),
+        ...s.problems.map((p) => `problem: ${p}`),
+      ];
+      print(
+        o.json,
+        {
+          prefixes: s.prefixes,
+          attached: s.attached,
+          prefixError: s.prefixError || undefined,
+          source: s.source || undefined,
+          nodeName: s.nodeName || undefined,
+          lastSync: s.lastSync || undefined,
+          sourceError: s.sourceError || undefined,
+          problems: s.problems,
+          nodesKnown: s.nodesKnown,
+          routing: s.routing || undefined,
+        },
+        lines.join("\n"),
+      );
+    });
+
+  cmd
+    .command("nodes")
+    .description("the cluster view: every node, its addresses and pod prefixes, how its pods are routed")
+    .action(async () => {
+      const o = globals();
+      const res = await withClient(o, "nodes", (d) => d.client.nodes({}));
+      if (o.json) {
+        for (const n of res.nodes) {
+          print(true, { node: n.name, self: n.self, addresses: n.addresses, prefixes: n.prefixes, route: n.route, state: n.state, ...(n.message ? { message: n.message } : {}) }, "");
+        }
+        for (const p of res.problems) print(true, { problem: p }, "");
+        return;
+      }
+      const rows = [
+        ["NODE", "ADDRESSES", "PREFIXES", "ROUTE", "STATE"],
+        ...res.nodes.map((n) => [n.name, n.addresses.join(",") || "-", n.prefixes.join(",") || "-", n.route || "-", n.message ? `${n.state}: ${n.message}` : n.state]),
+      ];
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      for (const r of rows) print(false, null, r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+      for (const p of res.problems) print(false, null, `problem: ${p}`);
     });
 
   cmd
@@ -67,7 +136,9 @@ function program(): Command {
       const res = await withClient(o, "list", (d) => d.client.list({}));
       for (const a of res.attachments) {
         const addresses = a.ip.map((b) => bufferToAddress(b));
-        print(o.json, { workloadId: a.workloadId, hostIfName: a.hostIfName, addresses }, `${a.workloadId}\t${a.hostIfName}\t${addresses.join(" ")}`);
+        const portMappings = a.portMappings.map((m) => ({ hostPort: m.hostPort, containerPort: m.containerPort, protocol: m.protocol, hostIp: m.hostIp }));
+        const ports = portMappings.length > 0 ? `\t${portMappings.map(mappingText).join(", ")}` : "";
+        print(o.json, { workloadId: a.workloadId, hostIfName: a.hostIfName, addresses, portMappings }, `${a.workloadId}\t${a.hostIfName}\t${addresses.join(" ")}${ports}`);
       }
     });
 
@@ -75,9 +146,11 @@ function program(): Command {
     .command("attach <workload-id> <netns-path>")
     .description("attach a workload's network namespace")
     .option("--if-name <name>", "interface to create in the namespace", "eth0")
-    .action(async (id: string, netnsPath: string, sub: { ifName: string }) => {
+    .option("-p, --publish <[hostip:]hostport:containerport[/protocol]>", "publish a port on the node (repeatable)", parsePublish)
+    .action(async (id: string, netnsPath: string, sub: { ifName: string; publish?: WireMapping[] }) => {
       const o = globals();
-      const res = await withClient(o, `attach ${id}`, (d) => d.client.attach({ workloadId: id, netns: { netnsPath, ifName: sub.ifName } }));
+      const portMappings = sub.publish ?? [];
+      const res = await withClient(o, `attach ${id}`, (d) => d.client.attach({ workloadId: id, netns: { netnsPath, ifName: sub.ifName }, portMappings }));
       const addresses = res.ip.map((b) => bufferToAddress(b));
       print(o.json, { workloadId: id, addresses, hostIfName: res.hostIfName, mac: res.mac }, `${id}\t${res.hostIfName}\t${addresses.join(" ")}`);
     });

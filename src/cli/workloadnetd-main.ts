@@ -40,16 +40,24 @@ async function main(): Promise<void> {
   if (config.prefixFile !== undefined && (prefixes.v4 || prefixes.v6)) {
     fail(`--prefix-file "${config.prefixFile}" cannot be combined with --ipv4-prefix/--ipv6-prefix: choose one source of pod prefixes`);
   }
+  if (config.kubernetes && (config.prefixFile !== undefined || prefixes.v4 || prefixes.v6)) {
+    fail(`--kubernetes${config.kubeconfig !== undefined ? ` (from --kubeconfig)` : ""} cannot be combined with --prefix-file/--ipv4-prefix/--ipv6-prefix: the Kubernetes API gives the pod prefixes`);
+  }
   const log = pino({ level: config.logLevel, base: { service: "workloadnetd" } });
 
   const daemon = await startDaemon({
     socketPath: config.socketPath,
     prefixes,
-    mtu: config.mtu,
+    ...(config.mtu !== undefined ? { mtu: config.mtu } : {}),
+    routing: { mode: config.routing, vxlanVni: config.vxlanVni, vxlanPort: config.vxlanPort },
+    routeResyncMs: config.resyncInterval * 1000,
+    nodeName: config.nodeName,
+    ...(config.kubernetes ? { kubernetes: { nodeName: config.nodeName, ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}) } } : {}),
     vethQueues: config.vethQueues,
     warmUp: config.warmUp,
     linkGroup: config.linkGroup,
     detachMode: config.detachMode,
+    egress: { masquerade: config.masquerade, clusterCidrs: config.clusterCidrs, noMasqueradeCidrs: config.noMasqueradeCidrs },
     log,
     ...(config.metricsAddress !== undefined ? { metricsAddress: config.metricsAddress } : {}),
     ...(config.prefixFile !== undefined ? { prefixFile: config.prefixFile } : {}),

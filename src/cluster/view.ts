@@ -10,6 +10,7 @@
 // ever sees what survived.
 
 import { type Family, type Prefix, type Prefixes, addressFamily, canonicalAddress, parsePrefix } from "../ipam/prefix.js";
+import { PrefixIndex } from "./prefix-index.js";
 
 /** Another node, as a source reports it, before validation. */
 export interface RawNode {
@@ -76,10 +77,6 @@ export function allPodPrefixes(view: ClusterView): Prefix[] {
   return out;
 }
 
-function overlaps(a: Prefix, b: Prefix): boolean {
-  return a.family === b.family && a.network <= b.last && b.network <= a.last;
-}
-
 /** Parses ≤1 prefix per family; throws an Error saying what is wrong. */
 function parseNodePrefixes(texts: readonly string[], what: string): Prefixes {
   const out: Prefixes = {};
@@ -137,9 +134,9 @@ export function buildView(raw: RawView): ClusterView {
   }
 
   const nodes: ClusterNode[] = [];
-  const taken: { prefix: Prefix; owner: string }[] = [];
-  if (prefixes?.v4) taken.push({ prefix: prefixes.v4, owner: self });
-  if (prefixes?.v6) taken.push({ prefix: prefixes.v6, owner: self });
+  const taken = new PrefixIndex<string>();
+  if (prefixes?.v4) taken.add(prefixes.v4, self);
+  if (prefixes?.v6) taken.add(prefixes.v6, self);
   const seen = new Set<string>();
   // Sorted by name, so which of two overlapping nodes is refused does not depend on event order.
   const sorted = [...raw.nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -167,14 +164,14 @@ export function buildView(raw: RawView): ClusterView {
     }
     const clash = [node.prefixes.v4, node.prefixes.v6]
       .filter((p): p is Prefix => p !== undefined)
-      .map((p) => ({ p, t: taken.find((t) => overlaps(t.prefix, p)) }))
+      .map((p) => ({ p, t: taken.findOverlap(p) }))
       .find((x) => x.t !== undefined);
     if (clash) {
       problems.push(`node ${n.name} refused: its pod prefix ${clash.p.text} overlaps ${clash.t!.prefix.text} of ${clash.t!.owner}; not routed`);
       continue;
     }
-    if (node.prefixes.v4) taken.push({ prefix: node.prefixes.v4, owner: `node ${n.name}` });
-    if (node.prefixes.v6) taken.push({ prefix: node.prefixes.v6, owner: `node ${n.name}` });
+    if (node.prefixes.v4) taken.add(node.prefixes.v4, `node ${n.name}`);
+    if (node.prefixes.v6) taken.add(node.prefixes.v6, `node ${n.name}`);
     nodes.push(node);
   }
   return {

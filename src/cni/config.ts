@@ -5,9 +5,12 @@
 // Our own keys:
 //   "socket"  the daemon's unix socket (the C forwarder reads it too); default
 //             /run/workloadnet/workloadnet.sock
+// Capabilities: "portMappings" is honoured (runtimeConfig.portMappings, as
+// containerd's CRI and podman send it, become the workload's published ports).
 // Keys we refuse because we cannot honour them (error 2): "ipam" (the daemon
-// allocates), and capabilities declared true (portMappings, bandwidth, dns, …:
-// chain the portmap/bandwidth plugins after ours instead).
+// allocates), and other capabilities declared true (bandwidth, dns, …: chain
+// the plugins that do after ours instead).
+import { PortMappingError, validatePortMappings, type PortMapping } from "../nftables/port-mappings.js";
 import { CniCode, CniError } from "./errors.js";
 import { isSupportedVersion, SUPPORTED_VERSIONS, type CniVersion } from "./versions.js";
 
@@ -26,7 +29,12 @@ export interface NetworkConfig {
   prevResult: unknown;
   /** GC only: the attachments the runtime still has on this network. */
   validAttachments: ValidAttachment[] | undefined;
+  /** runtimeConfig.portMappings, validated (ADD only; empty otherwise). */
+  portMappings: PortMapping[];
 }
+
+/** The capabilities we honour (runtimeConfig keys of the same name). */
+export const CAPABILITIES = ["portMappings"] as const;
 
 /** The spec's network name rule. */
 const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -54,7 +62,8 @@ export function configVersion(raw: Record<string, unknown>): CniVersion {
   throw new CniError(CniCode.IncompatibleVersion, "incompatible CNI versions", `config is ${shown}, plugin supports ${JSON.stringify(SUPPORTED_VERSIONS)}`);
 }
 
-export function parseConfig(raw: Record<string, unknown>, cniVersion: CniVersion, forGc: boolean): NetworkConfig {
+/** forAdd: read runtimeConfig.portMappings (DEL and the rest ignore it, so a bad one never blocks a DEL). */
+export function parseConfig(raw: Record<string, unknown>, cniVersion: CniVersion, forGc: boolean, forAdd = false): NetworkConfig {
   const name = raw.name;
   if (typeof name !== "string" || name === "") throw new CniError(CniCode.InvalidNetworkConfig, 'network configuration has no "name"');
   if (!NETWORK_NAME.test(name)) {
@@ -70,17 +79,44 @@ export function parseConfig(raw: Record<string, unknown>, cniVersion: CniVersion
   const caps = raw.capabilities;
   if (caps !== undefined && caps !== null) {
     if (typeof caps !== "object" || Array.isArray(caps)) throw new CniError(CniCode.InvalidNetworkConfig, '"capabilities" must be an object');
-    const declared = Object.entries(caps as Record<string, unknown>).filter(([, on]) => on === true);
+    const declared = Object.entries(caps as Record<string, unknown>).filter(([k, on]) => on === true && !(CAPABILITIES as readonly string[]).includes(k));
     if (declared.length > 0) {
       const names = declared.map(([k]) => k).join(", ");
       throw new CniError(
         CniCode.UnsupportedField,
         `unsupported field "capabilities": ${names}: true`,
-        "workloadnet-cni does not honour runtime capabilities yet; chain the plugins that do (portmap, bandwidth, …) after it in the conflist",
+        `workloadnet-cni honours only ${CAPABILITIES.join(", ")}; chain the plugins that do (bandwidth, …) after it in the conflist`,
       );
     }
   }
-  return { cniVersion, name, socket, prevResult: raw.prevResult, validAttachments: forGc ? validAttachmentsOf(raw) : undefined };
+  return { cniVersion, name, socket, prevResult: raw.prevResult, validAttachments: forGc ? validAttachmentsOf(raw) : undefined, portMappings: forAdd ? portMappingsOf(raw) : [] };
+}
+
+/**
+ * runtimeConfig.portMappings: [{hostPort, containerPort, protocol, hostIP}]
+ * (libcni passes it only to plugins that declare the capability). A bad entry
+ * is error 7, naming it.
+ */
+function portMappingsOf(raw: Record<string, unknown>): PortMapping[] {
+  const rc = raw.runtimeConfig;
+  if (rc === undefined || rc === null) return [];
+  if (typeof rc !== "object" || Array.isArray(rc)) throw new CniError(CniCode.InvalidNetworkConfig, '"runtimeConfig" must be an object');
+  const list = (rc as Record<string, unknown>).portMappings;
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) throw new CniError(CniCode.InvalidNetworkConfig, '"runtimeConfig.portMappings" must be a list');
+  const entries = list.map((item, i) => {
+    if (item === null || typeof item !== "object" || Array.isArray(item)) {
+      throw new CniError(CniCode.InvalidNetworkConfig, `"runtimeConfig.portMappings"[${i}] must be an object {hostPort, containerPort, protocol, hostIP}`);
+    }
+    const o = item as Record<string, unknown>;
+    return { hostPort: o.hostPort, containerPort: o.containerPort, protocol: o.protocol, hostIp: o.hostIP };
+  });
+  try {
+    return validatePortMappings(entries);
+  } catch (err) {
+    if (err instanceof PortMappingError) throw new CniError(CniCode.InvalidNetworkConfig, `invalid "runtimeConfig.portMappings": ${err.message}`);
+    throw err;
+  }
 }
 
 function validAttachmentsOf(raw: Record<string, unknown>): ValidAttachment[] {

@@ -63,7 +63,7 @@ export class CniPlugin {
         throw new CniError(CniCode.IncompatibleVersion, `incompatible CNI version: ${command} needs cniVersion ${introducedIn(command)} or later, the config has ${version}`);
       }
       const env = parseEnv(req.env);
-      const config = parseConfig(raw, version, command === "GC");
+      const config = parseConfig(raw, version, command === "GC", command === "ADD");
       Object.assign(fields, { network: config.name, containerId: env.containerId || undefined, ifName: env.ifName || undefined });
       const outcome = await this.dispatch(command, env, config, signal);
       this.log.info({ command, cniVersion: version, ...fields, durationMs: ms(started), outcome: "ok" }, `CNI ${command} ok`);
@@ -98,7 +98,8 @@ export class CniPlugin {
     const workloadId = workloadIdFor(env.containerId, env.args);
     let out;
     try {
-      out = await this.deps.service.attach({ workloadId, netns: { netnsPath: env.netns, ifName: env.ifName } }, signal);
+      const ports = config.portMappings.length > 0 ? { portMappings: config.portMappings } : {};
+      out = await this.deps.service.attach({ workloadId, netns: { netnsPath: env.netns, ifName: env.ifName }, ...ports }, signal);
     } catch (err) {
       if (err instanceof ServiceError && err.code === StatusCode.AlreadyExists) throw this.alreadyAttached(env, config, workloadId, err);
       throw err;

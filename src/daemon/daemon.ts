@@ -3,10 +3,13 @@
 import type { Logger } from "pino";
 import { createCniEndpoint, defaultCniStateFile } from "../cni/endpoint.js";
 import { Ipam } from "../ipam/allocator.js";
-import { FilePrefixSource } from "../ipam/file-source.js";
-import { formatPrefixes, type Prefixes } from "../ipam/prefix.js";
-import type { PrefixSource } from "../ipam/prefix-source.js";
-import { StaticPrefixSource } from "../ipam/static-source.js";
+import { parsePrefix, type Prefix, type Prefixes } from "../ipam/prefix.js";
+import { FileClusterSource } from "../cluster/file-source.js";
+import type { ClusterSource } from "../cluster/source.js";
+import { StaticClusterSource } from "../cluster/static-source.js";
+import { NodeRoutes, podMtu, type RoutingMode } from "../cluster/routes/index.js";
+import { allPodPrefixes, type ClusterView } from "../cluster/view.js";
+import { ClusterWiring, type RouteAgent } from "./cluster-wiring.js";
 import { Handle } from "../netlink/handle.js";
 import { deleteLinksInGroup } from "../netlink/link.js";
 import { LinkDeletions } from "../netlink/link-deletions.js";
@@ -19,13 +22,25 @@ import { WorkloadNetworkingService } from "../service/workload-service.js";
 import { ActiveCalls } from "../service/active-calls.js";
 import { DELETE_ROUNDS, HOST_SOCKETS } from "./kernel-waits.cjs";
 import { warmUp } from "./warm-up.js";
+import { NftablesLayer } from "../nftables/layer.js";
+import { flushConntrackEntries } from "../nftables/conntrack.js";
 
 export interface DaemonOptions {
   socketPath: string;
   /** Fixed prefixes (ignored when prefixFile is set). */
   prefixes: Prefixes;
+  /** The cluster view from this watched file (see cluster/file-form.ts). */
   prefixFile?: string;
-  mtu: number;
+  /** The cluster view from the Kubernetes API (instead of prefixes or prefixFile). */
+  kubernetes?: { nodeName: string; kubeconfig?: string };
+  /** Routes to other nodes (file and Kubernetes sources only: a static view has no other nodes). Default mode "auto". */
+  routing?: { mode: RoutingMode; vxlanVni?: number; vxlanPort?: number };
+  /** Undefined: the routing's podMtu (the node link's MTU, less VXLAN's overhead when VXLAN may be used). */
+  mtu?: number;
+  /** Periodic resync of the routes to other nodes. Default 30 s. */
+  routeResyncMs?: number;
+  /** This node's name (--node-name), shown when the source gives none. */
+  nodeName?: string;
   linkGroup: number;
   /** Transmit and receive queues of each veth end (see cli/config.ts). */
   vethQueues: number;
@@ -38,7 +53,16 @@ export interface DaemonOptions {
   metricsAddress?: { host: string; port: number };
   /** Records of the CNI plugin's attachments (for GC and DEL); default: beside the socket. */
   cniStateFile?: string;
+  /** Our nftables table: masquerade (default on) and the prefixes that keep pod addresses. */
+  egress?: EgressOptions;
   log: Logger;
+}
+
+export interface EgressOptions {
+  masquerade: boolean;
+  /** The cluster's pod prefixes, besides those the cluster view gives (--cluster-cidr). */
+  clusterCidrs: readonly string[];
+  noMasqueradeCidrs: readonly string[];
 }
 
 export interface RunningDaemon {
@@ -71,27 +95,52 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const registry = new AttachmentRegistry();
     const report = await recoverFromKernel({ host, ipam, registry, linkGroup: opts.linkGroup, log });
     log.info({ ...report }, "state recovered from the kernel");
+    const egress = opts.egress ?? { masquerade: true, clusterCidrs: [], noMasqueradeCidrs: [] };
+    const nftables = await NftablesLayer.start({ masquerade: egress.masquerade, noMasqueradeCidrs: egress.noMasqueradeCidrs, log, flushConntrack: flushConntrackEntries });
+    cleanups.push(() => nftables.drain());
+    await adoptPublishedPorts(nftables, registry, log);
 
-    const prefixSource = await openPrefixSource(opts, log);
-    cleanups.push(() => prefixSource.close());
-    const apply = (p: Prefixes | undefined): void => {
-      if (p === undefined) return;
-      ipam.setPrefixes(p);
-      log.info({ prefixes: formatPrefixes(p) }, "pod prefixes in use");
-    };
-    apply(prefixSource.current());
-    prefixSource.onChange(apply);
-    prefixSource.onError((message) => log.error({ err: message }, "prefix source error; keeping the last good prefixes"));
-
+    const source = await openClusterSource(opts, log);
+    cleanups.push(() => source.close());
     // Only when served: the default process metrics watch every garbage collection,
     // and prom-client is loaded only then (it is a large part of the start-up otherwise).
-    const metrics = opts.metricsAddress !== undefined ? (await import("../metrics/metrics.js")).createMetrics({ ipam, registry }) : undefined;
+    const metrics = opts.metricsAddress !== undefined ? (await import("../metrics/metrics.js")).createMetrics({ ipam, registry, source }) : undefined;
+    const mode = opts.routing?.mode ?? "auto";
+    // Read by every Attach; settled by the routing below unless --mtu is given.
+    const settings = { mtu: opts.mtu ?? 1500 };
+    const routes = source.kind === "static" ? undefined : routeAgent(host, source, mode, opts, settings, log);
+    const cluster = new ClusterWiring({
+      source,
+      ipam,
+      log,
+      routing: mode,
+      ...(opts.nodeName !== undefined ? { nodeName: opts.nodeName } : {}),
+      ...(routes ? { routes } : {}),
+      ...(opts.routeResyncMs !== undefined ? { resyncMs: opts.routeResyncMs } : {}),
+      ...(metrics ? { metrics } : {}),
+    });
+    // Stops following the view; the routes stay in the kernel.
+    cleanups.push(() => cluster.close());
+    // Settled before serving, so that the first pods get the same MTU as the
+    // later ones (the reconciles update it only if the underlay changes).
+    // A single host's pods never leave over VXLAN: the link's MTU as it is.
+    if (opts.mtu === undefined) settings.mtu = await podMtu(host, source.current(), routes === undefined ? "direct" : mode);
+    await cluster.start();
+    log.info({ mtu: settings.mtu, fromFlag: opts.mtu !== undefined }, "pod MTU");
+    // The masquerade sets follow the view (after the wiring has given the IPAM its prefixes).
+    const followView = (view: ClusterView): Promise<void> => followViewInNftables(nftables, view, ipam, registry, egress, log);
+    await followView(source.current());
+    const stopFollowing = source.onChange((view) => void followView(view));
+    cleanups.push(stopFollowing);
+
     const service = new WorkloadNetworkingService({
       host,
       ipam,
       registry,
-      prefixSource,
-      mtu: opts.mtu,
+      cluster,
+      get mtu() {
+        return settings.mtu;
+      },
       linkGroup: opts.linkGroup,
       vethQueues: opts.vethQueues,
       log,
@@ -99,6 +148,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       deferred: opts.detachMode === "deferred",
       ...(metrics ? { metrics } : {}),
       activeCalls,
+      nftables,
     });
     let metricsAddress: string | undefined;
     if (metrics !== undefined && opts.metricsAddress !== undefined) {
@@ -107,7 +157,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       cleanups.push(() => m.close());
       metricsAddress = m.address;
     }
-    if ((opts.warmUp ?? 0) > 0) await warmUp({ rounds: opts.warmUp ?? 0, mtu: opts.mtu, linkGroup: opts.linkGroup, vethQueues: opts.vethQueues, log });
+    if ((opts.warmUp ?? 0) > 0) await warmUp({ rounds: opts.warmUp ?? 0, mtu: settings.mtu, linkGroup: opts.linkGroup, vethQueues: opts.vethQueues, log });
     const cni = await createCniEndpoint({ service, log, stateFile: opts.cniStateFile ?? defaultCniStateFile(opts.socketPath) });
     const server = await startGrpcServer({
       sideProtocol: cni,
@@ -131,6 +181,42 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   }
 }
 
+/**
+ * Published ports found in our table: kept for the workloads recovered from
+ * the kernel (their pod address names them), removed for the others.
+ */
+async function adoptPublishedPorts(nftables: NftablesLayer, registry: AttachmentRegistry, log: Logger): Promise<void> {
+  const owners = new Map<string, string>();
+  for (const a of registry.list()) for (const address of a.addresses) owners.set(address, a.workloadId);
+  const adopted = await nftables.adopt(owners);
+  for (const [id, mappings] of adopted.mappings) {
+    const a = registry.get(id);
+    if (a !== undefined) a.portMappings = mappings;
+  }
+  log.info({ workloads: adopted.mappings.size, removed: adopted.removed }, "published ports adopted from the nftables table");
+}
+
+/**
+ * The masquerade sets for a view: sources are this node's prefixes (those the
+ * IPAM uses; a view without any keeps them) and the addresses workloads kept
+ * from earlier prefixes; every pod prefix of the cluster, those sources and
+ * --cluster-cidr keep the pod's address. A failure is logged; the next view
+ * writes the whole state again.
+ */
+function followViewInNftables(nftables: NftablesLayer, view: ClusterView, ipam: Ipam, registry: AttachmentRegistry, egress: EgressOptions, log: Logger): Promise<void> {
+  const p = ipam.prefixes();
+  const kept = registry
+    .list()
+    .flatMap((a) => a.addresses)
+    .filter((a) => !(p.v4?.contains(a) || p.v6?.contains(a)))
+    .map((a) => parsePrefix(a.includes(":") ? `${a}/128` : `${a}/32`));
+  const own: Prefix[] = [p.v4, p.v6].filter((x) => x !== undefined).concat(kept);
+  return nftables.setPrefixes(own, [...own, ...allPodPrefixes(view), ...egress.clusterCidrs]).then(
+    () => undefined,
+    (err: unknown) => log.error({ err: (err as Error).message }, "could not update the masquerade prefix sets"),
+  );
+}
+
 /** Without it Detach still works, answering only once the kernel's delete has. */
 function openLinkDeletions(log: Logger): LinkDeletions | undefined {
   try {
@@ -141,12 +227,58 @@ function openLinkDeletions(log: Logger): LinkDeletions | undefined {
   }
 }
 
-async function openPrefixSource(opts: DaemonOptions, log: Logger): Promise<PrefixSource> {
-  if (opts.prefixFile === undefined) return new StaticPrefixSource(opts.prefixes);
-  const source = new FilePrefixSource(opts.prefixFile);
+/**
+ * The routes to other nodes for the wiring: the routing's reconcile, with the
+ * pod MTU settled first (it follows the underlay, which the view may change).
+ */
+function routeAgent(host: Handle, source: ClusterSource, mode: RoutingMode, opts: DaemonOptions, settings: { mtu: number }, log: Logger): RouteAgent {
+  const routes = new NodeRoutes({
+    handle: host,
+    mode,
+    vxlan: { ...(opts.routing?.vxlanVni !== undefined ? { vni: opts.routing.vxlanVni } : {}), ...(opts.routing?.vxlanPort !== undefined ? { port: opts.routing.vxlanPort } : {}) },
+  });
+  let lastProblems = "";
+  return {
+    async reconcile(view: ClusterView) {
+      // Before the source has ever delivered, its view is empty: reconciling
+      // it would remove every route of ours that a previous run left, while
+      // the kernel's copy is the best there is. Mode none removes regardless.
+      if (opts.mtu === undefined) {
+        const mtu = await podMtu(host, view, mode);
+        if (mtu !== settings.mtu) log.info({ mtu, mode }, "pod MTU from the underlay");
+        settings.mtu = mtu;
+      }
+      if (source.lastSync() === undefined && mode !== "none") return [];
+      const result = await routes.apply(view);
+      const { added, updated, removed } = result.changes;
+      if (added + updated + removed > 0) log.info({ mode, added, updated, removed, nodes: view.nodes.length }, "routes to other nodes changed");
+      const problems = result.problems.join("; ");
+      if (problems !== lastProblems && problems !== "") log.warn({ problems: result.problems }, "routes to other nodes: problems");
+      lastProblems = problems;
+      for (const n of result.nodes) if (n.state === "error") log.warn({ node: n.name, kind: n.kind, err: n.error }, "route to node not installed");
+      return result.nodes.map((n) => ({ name: n.name, kind: n.kind, state: n.state === "installed" ? "ok" : "error", ...(n.error ? { message: n.error } : {}) }));
+    },
+  };
+}
+
+async function openClusterSource(opts: DaemonOptions, log: Logger): Promise<ClusterSource> {
+  let source: ClusterSource;
+  if (opts.kubernetes !== undefined) {
+    // Loaded only here: the other modes never pay for the client library.
+    const { createKubernetesSource } = await import("../cluster/kubernetes/index.js");
+    source = await createKubernetesSource({
+      nodeName: opts.kubernetes.nodeName,
+      ...(opts.kubernetes.kubeconfig !== undefined ? { kubeconfig: opts.kubernetes.kubeconfig } : {}),
+      log: log.child({ component: "kubernetes-source" }),
+    });
+  } else if (opts.prefixFile !== undefined) {
+    source = new FileClusterSource(opts.prefixFile);
+  } else {
+    source = new StaticClusterSource(opts.prefixes);
+  }
   await source.start();
   const err = source.lastError();
-  if (err) log.warn({ err }, "prefix file not usable yet; Status is UNAVAILABLE until it is");
+  if (err) log.warn({ err, source: source.kind }, "cluster source not usable yet; Status is UNAVAILABLE until it is");
   return source;
 }
 

@@ -24,7 +24,8 @@ import { pino, type Logger } from "pino";
 import { AttachRequestSchema, AttachResponseSchema, DetachRequestSchema, DetachResponseSchema, StatusRequestSchema, StatusResponseSchema, WorkloadNetworking } from "../gen/workload_pb.js";
 import { Ipam } from "../ipam/allocator.js";
 import { parsePrefix } from "../ipam/prefix.js";
-import { StaticPrefixSource } from "../ipam/static-source.js";
+import { StaticClusterSource } from "../cluster/static-source.js";
+import { ClusterWiring } from "./cluster-wiring.js";
 import { Handle } from "../netlink/handle.js";
 import { native } from "../netlink/native.js";
 import { ActiveCalls } from "../service/active-calls.js";
@@ -79,14 +80,19 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport | undefi
     // The same level as the daemon's log, so the same logging code runs.
     const sink = pino({ level: opts.log.level, base: { service: "workloadnetd" } }, pino.destination({ dest: "/dev/null", sync: true }));
     const ipam = new Ipam();
-    ipam.setPrefixes(WARM_PREFIXES);
+    // The daemon's own wiring of a static source: it gives the IPAM its prefixes.
+    const source = new StaticClusterSource(WARM_PREFIXES);
+    await source.start();
+    const cluster = new ClusterWiring({ source, ipam, log: sink, routing: "none" });
+    await cluster.start();
+    cleanups.push(() => cluster.close());
     const reaper = new LinkReaper(host, retiringGroup(opts.linkGroup), sink, { maxRounds: 4 });
     cleanups.push(() => reaper.flush());
     const service = new WorkloadNetworkingService({
       host,
       ipam,
       registry: new AttachmentRegistry(),
-      prefixSource: new StaticPrefixSource(WARM_PREFIXES),
+      cluster,
       mtu: opts.mtu,
       linkGroup: opts.linkGroup,
       vethQueues: opts.vethQueues,

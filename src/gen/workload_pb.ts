@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file workload.proto.
  */
 export const file_workload: GenFile = /*@__PURE__*/
-  fileDesc("Cg53b3JrbG9hZC5wcm90bxImbWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMiNgoPTmV0TlNBdHRhY2htZW50EhIKCm5ldG5zX3BhdGgYASABKAkSDwoHaWZfbmFtZRgCIAEoCSJsCg1BdHRhY2hSZXF1ZXN0EhMKC3dvcmtsb2FkX2lkGAEgASgJEkYKBW5ldG5zGAIgASgLMjcubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTmV0TlNBdHRhY2htZW50IlEKDkF0dGFjaFJlc3BvbnNlEgoKAmlwGAEgAygMEhQKDGhvc3RfaWZfbmFtZRgCIAEoCRIQCghob3N0X21hYxgDIAEoCRILCgNtYWMYBCABKAkibAoNRGV0YWNoUmVxdWVzdBITCgt3b3JrbG9hZF9pZBgBIAEoCRJGCgVuZXRucxgCIAEoCzI3Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5ldE5TQXR0YWNobWVudCIQCg5EZXRhY2hSZXNwb25zZSIPCg1TdGF0dXNSZXF1ZXN0IkoKDlN0YXR1c1Jlc3BvbnNlEhAKCHByZWZpeGVzGAEgAygJEhAKCGF0dGFjaGVkGAIgASgNEhQKDHByZWZpeF9lcnJvchgDIAEoCSJrCgxDaGVja1JlcXVlc3QSEwoLd29ya2xvYWRfaWQYASABKAkSRgoFbmV0bnMYAiABKAsyNy5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5OZXROU0F0dGFjaG1lbnQiDwoNQ2hlY2tSZXNwb25zZSJDCgpBdHRhY2htZW50EhMKC3dvcmtsb2FkX2lkGAEgASgJEgoKAmlwGAIgAygMEhQKDGhvc3RfaWZfbmFtZRgDIAEoCSINCgtMaXN0UmVxdWVzdCJXCgxMaXN0UmVzcG9uc2USRwoLYXR0YWNobWVudHMYASADKAsyMi5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5BdHRhY2htZW50IiYKCUdDUmVxdWVzdBIZChFrZWVwX3dvcmtsb2FkX2lkcxgBIAMoCSIqCgpHQ1Jlc3BvbnNlEhwKFHJlbW92ZWRfd29ya2xvYWRfaWRzGAEgAygJMtUFChJXb3JrbG9hZE5ldHdvcmtpbmcSdwoGQXR0YWNoEjUubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuQXR0YWNoUmVxdWVzdBo2Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkF0dGFjaFJlc3BvbnNlEncKBkRldGFjaBI1Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkRldGFjaFJlcXVlc3QaNi5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5EZXRhY2hSZXNwb25zZRJ3CgZTdGF0dXMSNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5TdGF0dXNSZXF1ZXN0GjYubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuU3RhdHVzUmVzcG9uc2USdAoFQ2hlY2sSNC5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5DaGVja1JlcXVlc3QaNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5DaGVja1Jlc3BvbnNlEnEKBExpc3QSMy5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5MaXN0UmVxdWVzdBo0Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkxpc3RSZXNwb25zZRJrCgJHQxIxLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkdDUmVxdWVzdBoyLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkdDUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Cg53b3JrbG9hZC5wcm90bxImbWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMiNgoPTmV0TlNBdHRhY2htZW50EhIKCm5ldG5zX3BhdGgYASABKAkSDwoHaWZfbmFtZRgCIAEoCSK4AQoNQXR0YWNoUmVxdWVzdBITCgt3b3JrbG9hZF9pZBgBIAEoCRJGCgVuZXRucxgCIAEoCzI3Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLk5ldE5TQXR0YWNobWVudBJKCg1wb3J0X21hcHBpbmdzGAogAygLMjMubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuUG9ydE1hcHBpbmciWwoLUG9ydE1hcHBpbmcSEQoJaG9zdF9wb3J0GAEgASgNEhYKDmNvbnRhaW5lcl9wb3J0GAIgASgNEhAKCHByb3RvY29sGAMgASgJEg8KB2hvc3RfaXAYBCABKAkiUQoOQXR0YWNoUmVzcG9uc2USCgoCaXAYASADKAwSFAoMaG9zdF9pZl9uYW1lGAIgASgJEhAKCGhvc3RfbWFjGAMgASgJEgsKA21hYxgEIAEoCSJsCg1EZXRhY2hSZXF1ZXN0EhMKC3dvcmtsb2FkX2lkGAEgASgJEkYKBW5ldG5zGAIgASgLMjcubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuTmV0TlNBdHRhY2htZW50IhAKDkRldGFjaFJlc3BvbnNlIg8KDVN0YXR1c1JlcXVlc3QizgEKDlN0YXR1c1Jlc3BvbnNlEhAKCHByZWZpeGVzGAEgAygJEhAKCGF0dGFjaGVkGAIgASgNEhQKDHByZWZpeF9lcnJvchgDIAEoCRIOCgZzb3VyY2UYBCABKAkSEQoJbGFzdF9zeW5jGAUgASgJEhQKDHNvdXJjZV9lcnJvchgGIAEoCRIQCghwcm9ibGVtcxgHIAMoCRITCgtub2Rlc19rbm93bhgIIAEoDRIRCglub2RlX25hbWUYCSABKAkSDwoHcm91dGluZxgKIAEoCSJrCgxDaGVja1JlcXVlc3QSEwoLd29ya2xvYWRfaWQYASABKAkSRgoFbmV0bnMYAiABKAsyNy5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5OZXROU0F0dGFjaG1lbnQiDwoNQ2hlY2tSZXNwb25zZSKPAQoKQXR0YWNobWVudBITCgt3b3JrbG9hZF9pZBgBIAEoCRIKCgJpcBgCIAMoDBIUCgxob3N0X2lmX25hbWUYAyABKAkSSgoNcG9ydF9tYXBwaW5ncxgEIAMoCzIzLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLlBvcnRNYXBwaW5nIg0KC0xpc3RSZXF1ZXN0IlcKDExpc3RSZXNwb25zZRJHCgthdHRhY2htZW50cxgBIAMoCzIyLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkF0dGFjaG1lbnQiJgoJR0NSZXF1ZXN0EhkKEWtlZXBfd29ya2xvYWRfaWRzGAEgAygJIioKCkdDUmVzcG9uc2USHAoUcmVtb3ZlZF93b3JrbG9hZF9pZHMYASADKAkiDgoMTm9kZXNSZXF1ZXN0InYKBE5vZGUSDAoEbmFtZRgBIAEoCRIRCglhZGRyZXNzZXMYAiADKAkSEAoIcHJlZml4ZXMYAyADKAkSDQoFcm91dGUYBCABKAkSDQoFc3RhdGUYBSABKAkSDwoHbWVzc2FnZRgGIAEoCRIMCgRzZWxmGAcgASgIIl4KDU5vZGVzUmVzcG9uc2USOwoFbm9kZXMYASADKAsyLC5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5Ob2RlEhAKCHByb2JsZW1zGAIgAygJMssGChJXb3JrbG9hZE5ldHdvcmtpbmcSdwoGQXR0YWNoEjUubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuQXR0YWNoUmVxdWVzdBo2Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkF0dGFjaFJlc3BvbnNlEncKBkRldGFjaBI1Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkRldGFjaFJlcXVlc3QaNi5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5EZXRhY2hSZXNwb25zZRJ3CgZTdGF0dXMSNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5TdGF0dXNSZXF1ZXN0GjYubWV0cm9wb2xpcy5ub2RlLmNvcmUubmV0d29yay53b3JrbG9hZHMuU3RhdHVzUmVzcG9uc2USdAoFQ2hlY2sSNC5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5DaGVja1JlcXVlc3QaNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5DaGVja1Jlc3BvbnNlEnEKBExpc3QSMy5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5MaXN0UmVxdWVzdBo0Lm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkxpc3RSZXNwb25zZRJrCgJHQxIxLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkdDUmVxdWVzdBoyLm1ldHJvcG9saXMubm9kZS5jb3JlLm5ldHdvcmsud29ya2xvYWRzLkdDUmVzcG9uc2USdAoFTm9kZXMSNC5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5Ob2Rlc1JlcXVlc3QaNS5tZXRyb3BvbGlzLm5vZGUuY29yZS5uZXR3b3JrLndvcmtsb2Fkcy5Ob2Rlc1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message metropolis.node.core.network.workloads.NetNSAttachment
@@ -55,6 +55,14 @@ export type AttachRequest = Message<"metropolis.node.core.network.workloads.Atta
    * @generated from field: metropolis.node.core.network.workloads.NetNSAttachment netns = 2;
    */
   netns?: NetNSAttachment | undefined;
+
+  /**
+   * Addition (not in the reference): ports to publish on the node's
+   * addresses, forwarded to the workload (DNAT in the daemon's nftables table).
+   *
+   * @generated from field: repeated metropolis.node.core.network.workloads.PortMapping port_mappings = 10;
+   */
+  portMappings: PortMapping[];
 };
 
 /**
@@ -63,6 +71,49 @@ export type AttachRequest = Message<"metropolis.node.core.network.workloads.Atta
  */
 export const AttachRequestSchema: GenMessage<AttachRequest> = /*@__PURE__*/
   messageDesc(file_workload, 1);
+
+/**
+ * A published port: traffic to host_port on the node goes to container_port
+ * of the workload.
+ *
+ * @generated from message metropolis.node.core.network.workloads.PortMapping
+ */
+export type PortMapping = Message<"metropolis.node.core.network.workloads.PortMapping"> & {
+  /**
+   * 1..65535.
+   *
+   * @generated from field: uint32 host_port = 1;
+   */
+  hostPort: number;
+
+  /**
+   * 1..65535.
+   *
+   * @generated from field: uint32 container_port = 2;
+   */
+  containerPort: number;
+
+  /**
+   * "tcp" (also when empty), "udp" or "sctp".
+   *
+   * @generated from field: string protocol = 3;
+   */
+  protocol: string;
+
+  /**
+   * Only traffic to this node address; empty: every address of the node.
+   *
+   * @generated from field: string host_ip = 4;
+   */
+  hostIp: string;
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.PortMapping.
+ * Use `create(PortMappingSchema)` to create a new message.
+ */
+export const PortMappingSchema: GenMessage<PortMapping> = /*@__PURE__*/
+  messageDesc(file_workload, 2);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.AttachResponse
@@ -103,7 +154,7 @@ export type AttachResponse = Message<"metropolis.node.core.network.workloads.Att
  * Use `create(AttachResponseSchema)` to create a new message.
  */
 export const AttachResponseSchema: GenMessage<AttachResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 2);
+  messageDesc(file_workload, 3);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.DetachRequest
@@ -125,7 +176,7 @@ export type DetachRequest = Message<"metropolis.node.core.network.workloads.Deta
  * Use `create(DetachRequestSchema)` to create a new message.
  */
 export const DetachRequestSchema: GenMessage<DetachRequest> = /*@__PURE__*/
-  messageDesc(file_workload, 3);
+  messageDesc(file_workload, 4);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.DetachResponse
@@ -138,7 +189,7 @@ export type DetachResponse = Message<"metropolis.node.core.network.workloads.Det
  * Use `create(DetachResponseSchema)` to create a new message.
  */
 export const DetachResponseSchema: GenMessage<DetachResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 4);
+  messageDesc(file_workload, 5);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.StatusRequest
@@ -151,7 +202,7 @@ export type StatusRequest = Message<"metropolis.node.core.network.workloads.Stat
  * Use `create(StatusRequestSchema)` to create a new message.
  */
 export const StatusRequestSchema: GenMessage<StatusRequest> = /*@__PURE__*/
-  messageDesc(file_workload, 5);
+  messageDesc(file_workload, 6);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.StatusResponse
@@ -172,11 +223,63 @@ export type StatusResponse = Message<"metropolis.node.core.network.workloads.Sta
 
   /**
    * Set when the prefix source has a problem (e.g. the prefix file became
-   * invalid) while the last good prefixes stay in use.
+   * invalid) while the last good prefixes stay in use. The same text as
+   * source_error, kept for clients that read this field.
    *
    * @generated from field: string prefix_error = 3;
    */
   prefixError: string;
+
+  /**
+   * Where the cluster view comes from: "static", "file" or "kubernetes".
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+
+  /**
+   * When the source last read its backend successfully (RFC 3339, UTC);
+   * empty before the first time.
+   *
+   * @generated from field: string last_sync = 5;
+   */
+  lastSync: string;
+
+  /**
+   * Why the source is not (or no longer) up to date, e.g. the API server is
+   * unreachable; the last view stays in force meanwhile. Empty while all is well.
+   *
+   * @generated from field: string source_error = 6;
+   */
+  sourceError: string;
+
+  /**
+   * Nodes (or entries) skipped or refused by validation, one sentence each.
+   *
+   * @generated from field: repeated string problems = 7;
+   */
+  problems: string[];
+
+  /**
+   * Other nodes in the view.
+   *
+   * @generated from field: uint32 nodes_known = 8;
+   */
+  nodesKnown: number;
+
+  /**
+   * This node's name, when the source knows it.
+   *
+   * @generated from field: string node_name = 9;
+   */
+  nodeName: string;
+
+  /**
+   * --routing: "auto", "direct", "vxlan" or "none".
+   *
+   * @generated from field: string routing = 10;
+   */
+  routing: string;
 };
 
 /**
@@ -184,7 +287,7 @@ export type StatusResponse = Message<"metropolis.node.core.network.workloads.Sta
  * Use `create(StatusResponseSchema)` to create a new message.
  */
 export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 6);
+  messageDesc(file_workload, 7);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.CheckRequest
@@ -206,7 +309,7 @@ export type CheckRequest = Message<"metropolis.node.core.network.workloads.Check
  * Use `create(CheckRequestSchema)` to create a new message.
  */
 export const CheckRequestSchema: GenMessage<CheckRequest> = /*@__PURE__*/
-  messageDesc(file_workload, 7);
+  messageDesc(file_workload, 8);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.CheckResponse
@@ -219,7 +322,7 @@ export type CheckResponse = Message<"metropolis.node.core.network.workloads.Chec
  * Use `create(CheckResponseSchema)` to create a new message.
  */
 export const CheckResponseSchema: GenMessage<CheckResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 8);
+  messageDesc(file_workload, 9);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.Attachment
@@ -239,6 +342,11 @@ export type Attachment = Message<"metropolis.node.core.network.workloads.Attachm
    * @generated from field: string host_if_name = 3;
    */
   hostIfName: string;
+
+  /**
+   * @generated from field: repeated metropolis.node.core.network.workloads.PortMapping port_mappings = 4;
+   */
+  portMappings: PortMapping[];
 };
 
 /**
@@ -246,7 +354,7 @@ export type Attachment = Message<"metropolis.node.core.network.workloads.Attachm
  * Use `create(AttachmentSchema)` to create a new message.
  */
 export const AttachmentSchema: GenMessage<Attachment> = /*@__PURE__*/
-  messageDesc(file_workload, 9);
+  messageDesc(file_workload, 10);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.ListRequest
@@ -259,7 +367,7 @@ export type ListRequest = Message<"metropolis.node.core.network.workloads.ListRe
  * Use `create(ListRequestSchema)` to create a new message.
  */
 export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
-  messageDesc(file_workload, 10);
+  messageDesc(file_workload, 11);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.ListResponse
@@ -276,7 +384,7 @@ export type ListResponse = Message<"metropolis.node.core.network.workloads.ListR
  * Use `create(ListResponseSchema)` to create a new message.
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 11);
+  messageDesc(file_workload, 12);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.GCRequest
@@ -295,7 +403,7 @@ export type GCRequest = Message<"metropolis.node.core.network.workloads.GCReques
  * Use `create(GCRequestSchema)` to create a new message.
  */
 export const GCRequestSchema: GenMessage<GCRequest> = /*@__PURE__*/
-  messageDesc(file_workload, 12);
+  messageDesc(file_workload, 13);
 
 /**
  * @generated from message metropolis.node.core.network.workloads.GCResponse
@@ -312,7 +420,106 @@ export type GCResponse = Message<"metropolis.node.core.network.workloads.GCRespo
  * Use `create(GCResponseSchema)` to create a new message.
  */
 export const GCResponseSchema: GenMessage<GCResponse> = /*@__PURE__*/
-  messageDesc(file_workload, 13);
+  messageDesc(file_workload, 14);
+
+/**
+ * @generated from message metropolis.node.core.network.workloads.NodesRequest
+ */
+export type NodesRequest = Message<"metropolis.node.core.network.workloads.NodesRequest"> & {
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.NodesRequest.
+ * Use `create(NodesRequestSchema)` to create a new message.
+ */
+export const NodesRequestSchema: GenMessage<NodesRequest> = /*@__PURE__*/
+  messageDesc(file_workload, 15);
+
+/**
+ * @generated from message metropolis.node.core.network.workloads.Node
+ */
+export type Node = Message<"metropolis.node.core.network.workloads.Node"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Internal addresses, IPv4 first.
+   *
+   * @generated from field: repeated string addresses = 2;
+   */
+  addresses: string[];
+
+  /**
+   * Pod prefixes.
+   *
+   * @generated from field: repeated string prefixes = 3;
+   */
+  prefixes: string[];
+
+  /**
+   * How its pods are reached: "local" (this node), "direct", "vxlan", "none"
+   * (routed by someone else), or empty when not (yet) routed.
+   *
+   * @generated from field: string route = 4;
+   */
+  route: string;
+
+  /**
+   * "ok", "pending" or "error".
+   *
+   * @generated from field: string state = 5;
+   */
+  state: string;
+
+  /**
+   * What is wrong, when state is "error" (or why it is pending).
+   *
+   * @generated from field: string message = 6;
+   */
+  message: string;
+
+  /**
+   * True for this node.
+   *
+   * @generated from field: bool self = 7;
+   */
+  self: boolean;
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.Node.
+ * Use `create(NodeSchema)` to create a new message.
+ */
+export const NodeSchema: GenMessage<Node> = /*@__PURE__*/
+  messageDesc(file_workload, 16);
+
+/**
+ * @generated from message metropolis.node.core.network.workloads.NodesResponse
+ */
+export type NodesResponse = Message<"metropolis.node.core.network.workloads.NodesResponse"> & {
+  /**
+   * This node first, then the others by name.
+   *
+   * @generated from field: repeated metropolis.node.core.network.workloads.Node nodes = 1;
+   */
+  nodes: Node[];
+
+  /**
+   * Nodes (or entries) skipped or refused by validation, one sentence each.
+   *
+   * @generated from field: repeated string problems = 2;
+   */
+  problems: string[];
+};
+
+/**
+ * Describes the message metropolis.node.core.network.workloads.NodesResponse.
+ * Use `create(NodesResponseSchema)` to create a new message.
+ */
+export const NodesResponseSchema: GenMessage<NodesResponse> = /*@__PURE__*/
+  messageDesc(file_workload, 17);
 
 /**
  * @generated from service metropolis.node.core.network.workloads.WorkloadNetworking
@@ -378,6 +585,16 @@ export const WorkloadNetworking: GenService<{
     methodKind: "unary";
     input: typeof GCRequestSchema;
     output: typeof GCResponseSchema;
+  },
+  /**
+   * The cluster view: this node and every other node, with how its pods are routed.
+   *
+   * @generated from rpc metropolis.node.core.network.workloads.WorkloadNetworking.Nodes
+   */
+  nodes: {
+    methodKind: "unary";
+    input: typeof NodesRequestSchema;
+    output: typeof NodesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_workload, 0);

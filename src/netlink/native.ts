@@ -18,6 +18,8 @@ export interface NativeNetlink {
    * the calling thread switching into it and straight back.
    */
   newNetns(): number;
+  /** A NETLINK_NETFILTER socket (conntrack) in our own namespace, set up as openSocket's. */
+  openNetfilterSocket(): number;
   /** The CLONE_NEW* type of a namespace fd; throws ENOTTY/EINVAL for other files. */
   nsType(fd: number): number;
   /**

@@ -22,6 +22,8 @@ export interface Request {
   parts: Buffer[];
   /** Prefix for any error: what this request does, on what. */
   context: string;
+  /** The kernel answers with data (a netfilter dump): the rtnetlink rule of answeredByAckOnly does not apply. */
+  dataReplies?: true;
 }
 
 /** Per request: the data messages of a dump, or an error. */
@@ -39,7 +41,7 @@ export const exchangeCounts = (): { inline: number; pooled: number } => ({ ...ex
  * addon then reads the acknowledgements of a batch several per system call.
  */
 export function answeredByAckOnly(req: Request): boolean {
-  return (req.flags & NLM_F_ECHO) === 0 && (req.type & 3) !== 2;
+  return req.dataReplies === undefined && (req.flags & NLM_F_ECHO) === 0 && (req.type & 3) !== 2;
 }
 
 export class NetlinkSocket {
@@ -53,6 +55,15 @@ export class NetlinkSocket {
   static open(nsFd: number, where: string): NetlinkSocket {
     try {
       return new NetlinkSocket(native.openSocket(nsFd), where);
+    } catch (err) {
+      throw describeOpenError(err, where);
+    }
+  }
+
+  /** A NETLINK_NETFILTER socket in the daemon's own namespace (conntrack). */
+  static openNetfilter(where: string): NetlinkSocket {
+    try {
+      return new NetlinkSocket(native.openNetfilterSocket(), where);
     } catch (err) {
       throw describeOpenError(err, where);
     }

@@ -12,7 +12,7 @@ import { dirname } from "node:path";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import { WorkloadNetworking, type NetNSAttachment } from "../gen/workload_pb.js";
-import { ServiceError } from "../service/errors.js";
+import { ServiceError, StatusCode } from "../service/errors.js";
 import type { NetnsAttachment, WorkloadService } from "../service/types.js";
 import { PeerAuthorizer, secureSocketDirectory, type AccessDecision, type HandleLike } from "./peer-auth.js";
 import { createSniffingServer } from "./protocol-sniff.js";
@@ -172,7 +172,8 @@ function socketHandle(socket: Socket): HandleLike | undefined {
 export function serviceHandlers(service: WorkloadService): WorkloadNetworkingHandlers {
   return {
     attach: async (req, signal) => {
-      const out = await service.attach({ workloadId: req.workloadId, netns: toNetns(req.netns) }, signal);
+      const portMappings = req.portMappings.map((m) => ({ hostPort: m.hostPort, containerPort: m.containerPort, protocol: m.protocol, hostIp: m.hostIp }));
+      const out = await service.attach({ workloadId: req.workloadId, netns: toNetns(req.netns), ...(portMappings.length > 0 ? { portMappings } : {}) }, signal);
       return { ip: out.addresses.map(ipToBytes), hostIfName: out.hostIfName, hostMac: out.hostMac, mac: out.podMac };
     },
     detach: async (req, signal) => {
@@ -182,7 +183,19 @@ export function serviceHandlers(service: WorkloadService): WorkloadNetworkingHan
     status: async () => {
       await service.status();
       const d = service.describe?.();
-      return d === undefined ? {} : { prefixes: d.prefixes, attached: d.attached, prefixError: d.prefixError ?? "" };
+      if (d === undefined) return {};
+      return {
+        prefixes: d.prefixes,
+        attached: d.attached,
+        prefixError: d.prefixError ?? "",
+        source: d.source ?? "",
+        lastSync: d.lastSync?.toISOString() ?? "",
+        sourceError: d.sourceError ?? "",
+        problems: d.problems ?? [],
+        nodesKnown: d.nodesKnown ?? 0,
+        nodeName: d.nodeName ?? "",
+        routing: d.routing ?? "",
+      };
     },
     check: async (req) => {
       await service.check({ workloadId: req.workloadId, netns: toNetns(req.netns) });
@@ -190,9 +203,21 @@ export function serviceHandlers(service: WorkloadService): WorkloadNetworkingHan
     },
     list: async () => {
       const all = await service.list();
-      return { attachments: all.map((a) => ({ workloadId: a.workloadId, ip: a.addresses.map(ipToBytes), hostIfName: a.hostIfName })) };
+      return {
+        attachments: all.map((a) => ({
+          workloadId: a.workloadId,
+          ip: a.addresses.map(ipToBytes),
+          hostIfName: a.hostIfName,
+          portMappings: (a.portMappings ?? []).map((m) => ({ hostPort: m.hostPort, containerPort: m.containerPort, protocol: m.protocol, hostIp: m.hostIp ?? "" })),
+        })),
+      };
     },
     gC: async (req) => ({ removedWorkloadIds: await service.gc(req.keepWorkloadIds) }),
+    nodes: async () => {
+      if (service.nodes === undefined) throw new ServiceError(StatusCode.Unimplemented, "this daemon has no cluster view");
+      const out = await service.nodes();
+      return { nodes: out.nodes.map((n) => ({ ...n, message: n.message ?? "" })), problems: out.problems };
+    },
   };
 }
 

@@ -4,7 +4,8 @@
 //
 // Kernel round trips on the hot path: create the pair (the kernel echoes the
 // new link, which names the peer's ifindex too), then configure the pod side
-// and the host side, each as one batch.
+// and the host side, each as one batch. A workload with published ports adds
+// one nftables transaction at the end; one without pays nothing for them.
 import { randomBytes } from "node:crypto";
 import { isIPv4 } from "node:net";
 import type { Ipam } from "../ipam/allocator.js";
@@ -24,6 +25,8 @@ import { ServiceError, StatusCode } from "./errors.js";
 import { hostAltName, hostNameCandidates } from "./host-names.js";
 import type { Attachment, AttachmentRegistry } from "./registry.js";
 import type { NetnsAttachment } from "./types.js";
+import { entriesFor, PortMappingError, type PortEntry, type PortMapping } from "../nftables/port-mappings.js";
+import { PortConflictError, type NftablesLayer } from "../nftables/layer.js";
 
 export interface AttachDeps {
   host: Handle;
@@ -33,17 +36,21 @@ export interface AttachDeps {
   linkGroup: number;
   /** Transmit and receive queues of each veth end. */
   vethQueues: number;
+  /** Our nftables table; without it, port mappings are refused. */
+  nftables?: NftablesLayer;
 }
 
 const hostMac = parseMac(HOST_VETH_MAC);
 
 type Undo = () => Promise<void> | void;
 
-export async function attachWorkload(deps: AttachDeps, workloadId: string, netns: NetnsAttachment): Promise<Attachment> {
+export async function attachWorkload(deps: AttachDeps, workloadId: string, netns: NetnsAttachment, mappings: readonly PortMapping[] = []): Promise<Attachment> {
   const undos: Undo[] = [];
   try {
     const addresses = allocateAddresses(deps, workloadId);
     undos.push(() => void deps.ipam.release(workloadId));
+    const ports = reservePorts(deps, workloadId, addresses, mappings);
+    if (ports.length > 0) undos.push(() => deps.nftables?.release(workloadId));
 
     const ns = NetnsFd.open(netns.netnsPath);
     let pod: Handle | undefined;
@@ -64,11 +71,13 @@ export async function attachWorkload(deps: AttachDeps, workloadId: string, netns
       if (peerIndex === undefined) throw new Error(`the kernel did not report the peer of ${hostLink.name}`);
       const [podDone, hostDone] = await Promise.allSettled([
         configurePod(pod, ns.path, netns, peerIndex, addresses),
-        configureHost(deps, workloadId, hostLink, addresses, formatMac(podMac)),
+        configureHost(deps, workloadId, hostLink, addresses, formatMac(podMac), ports.some((e) => e.family === 4)),
       ]);
       if (podDone.status === "rejected") throw podFailure(podDone.reason, netns);
       if (hostDone.status === "rejected") throw hostDone.reason;
-      return { workloadId, hostIfName: hostLink.name, hostIfIndex: hostLink.index, addresses, podMac: formatMac(podMac) };
+      if (ports.length > 0) await publishPorts(deps, workloadId);
+      const published = ports.length > 0 ? { portMappings: deps.nftables?.mappingsOf(workloadId) ?? [] } : {};
+      return { workloadId, hostIfName: hostLink.name, hostIfIndex: hostLink.index, addresses, podMac: formatMac(podMac), ...published };
     } finally {
       await pod?.close();
       ns.close();
@@ -82,6 +91,39 @@ export async function attachWorkload(deps: AttachDeps, workloadId: string, netns
       }
     }
     throw toServiceError(err);
+  }
+}
+
+/**
+ * The map elements of the workload's published ports, held for it: a port
+ * another workload holds fails the Attach here, before any kernel work.
+ */
+function reservePorts(deps: AttachDeps, workloadId: string, addresses: string[], mappings: readonly PortMapping[]): PortEntry[] {
+  if (mappings.length === 0) return [];
+  if (deps.nftables === undefined) throw new ServiceError(StatusCode.FailedPrecondition, `attach ${workloadId}: port mappings need the daemon's nftables table, which is not available`);
+  let entries: PortEntry[];
+  try {
+    entries = entriesFor(mappings, addresses);
+  } catch (err) {
+    if (err instanceof PortMappingError) throw new ServiceError(StatusCode.InvalidArgument, `attach ${workloadId}: ${err.message}`);
+    throw err;
+  }
+  try {
+    deps.nftables.reserve(workloadId, entries);
+  } catch (err) {
+    // Not ALREADY_EXISTS: that says the workload itself is attached (CNI answers it with "try again").
+    if (err instanceof PortConflictError) throw new ServiceError(StatusCode.FailedPrecondition, `attach ${workloadId}: ${err.message}`, { cause: err });
+    throw err;
+  }
+  return entries;
+}
+
+/** One transaction; the last step, so nothing of ours undoes it. */
+async function publishPorts(deps: AttachDeps, workloadId: string): Promise<void> {
+  try {
+    await deps.nftables?.publish(workloadId);
+  } catch (err) {
+    throw new ServiceError(StatusCode.Unavailable, `attach ${workloadId}: publish ports: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -159,7 +201,7 @@ async function configurePod(pod: Handle, where: string, netns: NetnsAttachment, 
  * applies it at the next up, after any IFF_UP change in the same message:
  * hence the pair is created down, and the setting goes alone before the up.
  */
-async function configureHost(deps: AttachDeps, workloadId: string, hostLink: Link, addresses: string[], podMac: string): Promise<void> {
+async function configureHost(deps: AttachDeps, workloadId: string, hostLink: Link, addresses: string[], podMac: string, routeLocalnet: boolean): Promise<void> {
   const where = `host (${hostLink.name})`;
   const noLinkLocal = setLinkByIndexRequest(hostLink.index, { ipv6AddrGenMode: IN6_ADDR_GEN_MODE_NONE }, undefined, hostLink.name);
   const altName = addAltNameRequest(hostLink.index, hostAltName(workloadId), hostLink.name);
@@ -169,6 +211,9 @@ async function configureHost(deps: AttachDeps, workloadId: string, hostLink: Lin
     noLinkLocal,
     setLinkUpRequest(hostLink.index, true, hostLink.name),
   ];
+  // Published IPv4 ports answer 127.0.0.1 on the node: the kernel routes a
+  // loopback source out of this link only with route_localnet on it.
+  if (routeLocalnet) reqs.push(setLinkByIndexRequest(hostLink.index, { routeLocalnet: true }, undefined, hostLink.name));
   for (const address of addresses) {
     const v4 = isIPv4(address);
     reqs.push(addRouteRequest({ family: v4 ? AF_INET : AF_INET6, dst: address, dstLen: v4 ? 32 : 128, oif: hostLink.index }, where));

@@ -16,6 +16,7 @@ import { ServiceError, StatusCode } from "./errors.js";
 import type { LinkReaper } from "./reaper.js";
 import { hostAltName } from "./host-names.js";
 import type { AttachmentRegistry } from "./registry.js";
+import type { NftablesLayer } from "../nftables/layer.js";
 
 export interface DetachDeps {
   host: Handle;
@@ -25,6 +26,7 @@ export interface DetachDeps {
   reaper: LinkReaper;
   /** Answer before the kernel has deleted the link (it is already down and out of service). */
   deferred: boolean;
+  nftables?: NftablesLayer;
 }
 
 /** Ours means our group AND the alias naming exactly this workload. */
@@ -35,6 +37,10 @@ export function isOwnedBy(link: Link, linkGroup: number, workloadId: string): bo
 export async function detachWorkload(deps: DetachDeps, workloadId: string): Promise<void> {
   const attachment = deps.registry.get(workloadId);
   if (attachment === undefined) return;
+  // Published ports first: no new connection reaches a pod on its way out.
+  await deps.nftables?.unpublish(workloadId).catch((err: unknown) => {
+    throw new ServiceError(StatusCode.Unavailable, `detach ${workloadId}: remove published ports: ${(err as Error).message}`, { cause: err });
+  });
   // By the alternative name first: only the workload's own link carries it
   // (host-names.ts), so no lookup comes first, and the kernel takes one request
   // fewer, under its rtnl lock, per Detach. No link carries it when the link is

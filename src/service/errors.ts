@@ -13,6 +13,7 @@ export enum StatusCode {
   ResourceExhausted = 8,
   FailedPrecondition = 9,
   Aborted = 10,
+  Unimplemented = 12,
   Internal = 13,
   Unavailable = 14,
 }

@@ -2,6 +2,8 @@
 // addresses, and which host interface names are taken (including those of
 // attaches still in progress). Rebuilt from the kernel at start (recover.ts).
 
+import type { PortMapping } from "../nftables/port-mappings.js";
+
 export interface Attachment {
   workloadId: string;
   hostIfName: string;
@@ -9,6 +11,8 @@ export interface Attachment {
   addresses: string[];
   /** MAC of the pod's interface; from the host's neighbour entries after a restart. */
   podMac?: string;
+  /** Published ports (kept in our nftables table; from there after a restart). */
+  portMappings?: PortMapping[];
 }
 
 export class AttachmentRegistry {

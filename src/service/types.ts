@@ -1,5 +1,8 @@
 // What the transport (gRPC server, CNI bridge) needs from the service. Plain
 // data in, plain data out; failures are ServiceError.
+import type { PortMapping, RawPortMapping } from "../nftables/port-mappings.js";
+
+export type { PortMapping, RawPortMapping } from "../nftables/port-mappings.js";
 
 export interface NetnsAttachment {
   netnsPath: string;
@@ -9,6 +12,8 @@ export interface NetnsAttachment {
 export interface AttachInput {
   workloadId: string;
   netns: NetnsAttachment | undefined;
+  /** Published ports (unvalidated: the service checks them). */
+  portMappings?: readonly RawPortMapping[];
 }
 
 export interface AttachOutput {
@@ -25,12 +30,44 @@ export interface StatusDetails {
   prefixes: string[];
   attached: number;
   prefixError?: string;
+  /** "static", "file" or "kubernetes". */
+  source?: string;
+  /** When the source last read its backend successfully. */
+  lastSync?: Date;
+  /** The source's trouble while the last view stays in force (same as prefixError). */
+  sourceError?: string;
+  /** Nodes or entries skipped or refused by validation. */
+  problems?: string[];
+  /** Other nodes in the view. */
+  nodesKnown?: number;
+  nodeName?: string;
+  routing?: string;
+}
+
+/** One node of the cluster view as `workloadnetctl nodes` shows it. */
+export interface NodeInfo {
+  name: string;
+  self: boolean;
+  addresses: string[];
+  prefixes: string[];
+  /** "local", "direct", "vxlan", "none" or "" (not routed yet). */
+  route: string;
+  /** "ok", "pending" or "error". */
+  state: string;
+  message?: string;
+}
+
+export interface NodesOutput {
+  nodes: NodeInfo[];
+  problems: string[];
 }
 
 export interface AttachmentInfo {
   workloadId: string;
   addresses: string[];
   hostIfName: string;
+  /** Published ports (none: empty or absent). */
+  portMappings?: PortMapping[];
 }
 
 export interface DetachInput {
@@ -50,4 +87,6 @@ export interface WorkloadService {
   list(): Promise<AttachmentInfo[]>;
   /** Detaches every attachment not in `keep`; returns the ids removed. */
   gc(keep: string[]): Promise<string[]>;
+  /** The cluster view with each node's routing state. */
+  nodes?(): Promise<NodesOutput>;
 }

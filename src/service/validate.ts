@@ -1,5 +1,6 @@
 // Request validation: every bad input gets a message a person understands and
 // INVALID_ARGUMENT, before anything is allocated or touched.
+import { PortMappingError, validatePortMappings as checkPortMappings, type PortMapping, type RawPortMapping } from "../nftables/port-mappings.js";
 import { ServiceError, StatusCode } from "./errors.js";
 import type { NetnsAttachment } from "./types.js";
 
@@ -46,4 +47,15 @@ export function validateNetns(netns: NetnsAttachment | undefined): NetnsAttachme
   if (netns.netnsPath.length > 4096 || netns.netnsPath.includes("\0")) throw invalid(`netns.netns_path ${preview(netns.netnsPath)} is not a valid path`);
   validateIfName(netns.ifName);
   return netns;
+}
+
+/** Ports 1..65535, protocol tcp/udp/sctp, hostIP an address (nftables/port-mappings.ts). */
+export function validatePortMappings(raw: readonly RawPortMapping[] | undefined): PortMapping[] {
+  if (raw === undefined || raw.length === 0) return [];
+  try {
+    return checkPortMappings(raw);
+  } catch (err) {
+    if (err instanceof PortMappingError) throw invalid(err.message);
+    throw err;
+  }
 }

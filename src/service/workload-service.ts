@@ -3,7 +3,6 @@
 import type { Logger } from "pino";
 import { setImmediate as nextLoopTurn } from "node:timers/promises";
 import type { Ipam } from "../ipam/allocator.js";
-import type { PrefixSource } from "../ipam/prefix-source.js";
 import type { Handle } from "../netlink/handle.js";
 import { attachWorkload } from "./attach.js";
 import { detachWorkload } from "./detach.js";
@@ -12,17 +11,20 @@ import { KeyedMutex } from "./keyed-mutex.js";
 import type { DaemonMetrics } from "../metrics/metrics.js";
 import type { LinkReaper } from "./reaper.js";
 import type { AttachmentRegistry } from "./registry.js";
-import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, StatusDetails, WorkloadService } from "./types.js";
+import type { AttachInput, AttachmentInfo, AttachOutput, DetachInput, NodesOutput, StatusDetails, WorkloadService } from "./types.js";
+import type { ClusterView } from "../cluster/view.js";
 import { checkAttachment } from "./check.js";
 import { ActiveCalls } from "./active-calls.js";
 import { HOST_VETH_MAC } from "./constants.js";
-import { preview, validateNetns, validateWorkloadId } from "./validate.js";
+import { preview, validateNetns, validatePortMappings, validateWorkloadId } from "./validate.js";
+import type { NftablesLayer } from "../nftables/layer.js";
 
 export interface ServiceDeps {
   host: Handle;
   ipam: Ipam;
   registry: AttachmentRegistry;
-  prefixSource: PrefixSource;
+  cluster: ClusterFacts;
+  /** Read on every Attach: the daemon may settle it after start (see daemon.ts). */
   mtu: number;
   linkGroup: number;
   /** Transmit and receive queues of each veth end (see cli/config.ts). */
@@ -34,6 +36,21 @@ export interface ServiceDeps {
   metrics?: DaemonMetrics;
   /** Counts the running Attach and Detach calls (shared with the netlink handles' inline policy). */
   activeCalls?: ActiveCalls;
+  /** Our nftables table (published ports); port mappings are refused without it. */
+  nftables?: NftablesLayer;
+}
+
+/** What the service reports about the cluster view (the daemon's cluster wiring provides it). */
+export interface ClusterFacts {
+  /** The source's kind: "static", "file" or "kubernetes". */
+  readonly kind: string;
+  /** --routing. */
+  readonly routing: string;
+  view(): ClusterView;
+  lastError(): string | undefined;
+  lastSync(): Date | undefined;
+  /** Every node of the view with its routing state. */
+  nodes(): NodesOutput;
 }
 
 export class WorkloadNetworkingService implements WorkloadService {
@@ -64,16 +81,18 @@ export class WorkloadNetworkingService implements WorkloadService {
       await nextLoopTurn();
       validateWorkloadId(input.workloadId);
       const netns = validateNetns(input.netns);
+      const mappings = validatePortMappings(input.portMappings);
       const attachment = await this.locks.run(input.workloadId, async () => {
         if (this.deps.registry.has(input.workloadId)) {
           const existing = this.deps.registry.get(input.workloadId);
           throw new ServiceError(StatusCode.AlreadyExists, `workload ${input.workloadId} is already attached (host interface ${existing?.hostIfName}); detach it first`);
         }
-        const a = await attachWorkload(this.deps, input.workloadId, netns);
+        const a = await attachWorkload(this.deps, input.workloadId, netns, mappings);
         this.deps.registry.add(a);
         return a;
       });
-      this.logCall("attach", input.workloadId, started, { addresses: attachment.addresses, hostIf: attachment.hostIfName, netns: netns.netnsPath });
+      const ports = attachment.portMappings?.length ? { portMappings: attachment.portMappings } : {};
+      this.logCall("attach", input.workloadId, started, { addresses: attachment.addresses, hostIf: attachment.hostIfName, netns: netns.netnsPath, ...ports });
       return { addresses: attachment.addresses, hostIfName: attachment.hostIfName, hostMac: HOST_VETH_MAC, podMac: attachment.podMac ?? "" };
     } catch (err) {
       this.logCall("attach", input.workloadId, started, {}, err);
@@ -97,7 +116,8 @@ export class WorkloadNetworkingService implements WorkloadService {
 
   async status(): Promise<void> {
     if (!this.deps.ipam.ready()) {
-      const why = this.deps.prefixSource.lastError();
+      // The source's trouble first (it is why nothing arrived); else what the source says is missing.
+      const why = this.deps.cluster.lastError() ?? this.deps.cluster.view().pendingReason;
       throw new ServiceError(StatusCode.Unavailable, `no pod prefixes yet${why ? `: ${why}` : ""}`);
     }
   }
@@ -113,7 +133,7 @@ export class WorkloadNetworkingService implements WorkloadService {
   }
 
   async list(): Promise<AttachmentInfo[]> {
-    return this.deps.registry.list().map((a) => ({ workloadId: a.workloadId, addresses: [...a.addresses], hostIfName: a.hostIfName }));
+    return this.deps.registry.list().map((a) => ({ workloadId: a.workloadId, addresses: [...a.addresses], hostIfName: a.hostIfName, portMappings: [...(a.portMappings ?? [])] }));
   }
 
   async gc(keep: string[]): Promise<string[]> {
@@ -128,15 +148,28 @@ export class WorkloadNetworkingService implements WorkloadService {
     return removed;
   }
 
-  /** What Status reports in detail: prefixes, counts, and the prefix source's last error. */
+  /** What Status reports in detail: prefixes, counts, and the cluster source's state. */
   describe(): StatusDetails {
     const p = this.deps.ipam.prefixes();
-    const prefixError = this.deps.prefixSource.lastError();
+    const c = this.deps.cluster;
+    const sourceError = c.lastError();
+    const view = c.view();
+    const lastSync = c.lastSync();
     return {
       prefixes: [p.v4?.text, p.v6?.text].filter((x): x is string => x !== undefined),
       attached: this.deps.registry.size,
-      ...(prefixError ? { prefixError } : {}),
+      ...(sourceError ? { prefixError: sourceError, sourceError } : {}),
+      source: c.kind,
+      ...(lastSync ? { lastSync } : {}),
+      problems: [...view.problems],
+      nodesKnown: view.nodes.length,
+      ...(view.nodeName ? { nodeName: view.nodeName } : {}),
+      routing: c.routing,
     };
+  }
+
+  async nodes(): Promise<NodesOutput> {
+    return this.deps.cluster.nodes();
   }
 
   private logCall(op: string, workloadId: string, started: number, fields: Record<string, unknown>, err?: unknown): void {

@@ -52,8 +52,10 @@ class WorkloadnetCni implements CNI {
     const workloadId = workloadIdOf(id, ns);
     const ifName = this.ifName();
     const unsupported = this.unsupported(ns, workloadId);
+    // Published by the daemon (its nftables table); checked there (INVALID_ARGUMENT, FAILED_PRECONDITION for a held port).
+    const portMappings = ns.portMappings.map((m) => ({ hostPort: m.hostPort, containerPort: m.containerPort, protocol: m.protocol, hostIp: m.hostIP ?? "" }));
     const res = await this.call("while requesting workload network attachment", ns, (c, o) =>
-      c.attach({ workloadId, netns: { netnsPath: path, ifName } }, o),
+      c.attach({ workloadId, netns: { netnsPath: path, ifName }, portMappings }, o),
     );
     const ips = res.ip.map((b) => bufferToAddress(b));
     const result: Result = {
@@ -123,7 +125,6 @@ class WorkloadnetCni implements CNI {
   /** Options the daemon cannot act on: listed in the result and logged, never silently dropped. */
   private unsupported(ns: Namespace, workloadId: string): Unsupported[] {
     const out: Unsupported[] = [];
-    if (ns.portMappings.length > 0) out.push({ option: "portMappings", value: ns.portMappings, reason: "workloadnetd does not set up port mappings yet" });
     const bw = ns.bandwidth;
     if (bw && [bw.ingressRate, bw.ingressBurst, bw.egressRate, bw.egressBurst].some((v) => (v ?? 0) > 0)) {
       out.push({ option: "bandwidth", value: bw, reason: "workloadnetd does not shape traffic yet" });

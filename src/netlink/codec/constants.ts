@@ -6,6 +6,8 @@ export const AF_UNSPEC = 0;
 /** Multicast group of link notifications (rtnetlink.h). */
 export const RTNLGRP_LINK = 1;
 export const AF_INET = 2;
+/** Forwarding database entries (`bridge fdb`) travel as neighbour messages of this family. */
+export const AF_BRIDGE = 7;
 export const AF_INET6 = 10;
 
 // nlmsghdr.type: control messages
@@ -40,6 +42,8 @@ export const NLM_F_DUMP = 0x300;
 export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
+/** Adds an entry beside existing ones for the same key (`bridge fdb append`). */
+export const NLM_F_APPEND = 0x800;
 // flags on an NLMSG_ERROR reply
 export const NLM_F_CAPPED = 0x100;
 export const NLM_F_ACK_TLVS = 0x200;
@@ -71,11 +75,25 @@ export const IFLA_PROP_LIST = 52;
 export const IFLA_ALT_IFNAME = 53;
 // IFLA_AF_SPEC / AF_INET6 (IFLA_INET6_*)
 export const IFLA_INET6_ADDR_GEN_MODE = 8;
+// IFLA_AF_SPEC / AF_INET: IFLA_INET_CONF holds ipv4_devconf values by index (linux/ip.h)
+export const IFLA_INET_CONF = 1;
+export const IPV4_DEVCONF_ROUTE_LOCALNET = 26;
 /** No automatic IPv6 link-local address (enum in6_addr_gen_mode). */
 export const IN6_ADDR_GEN_MODE_NONE = 1;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const VETH_INFO_PEER = 1;
+// IFLA_INFO_DATA of kind "vxlan" (IFLA_VXLAN_*, if_link.h)
+export const IFLA_VXLAN_ID = 1;
+export const IFLA_VXLAN_GROUP = 2;
+export const IFLA_VXLAN_LINK = 3;
+export const IFLA_VXLAN_LOCAL = 4;
+export const IFLA_VXLAN_TTL = 5;
+export const IFLA_VXLAN_LEARNING = 7;
+/** Destination UDP port, in network byte order (unlike nearly every other attribute). */
+export const IFLA_VXLAN_PORT = 15;
+export const IFLA_VXLAN_GROUP6 = 16;
+export const IFLA_VXLAN_LOCAL6 = 17;
 export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 
 export const IFF_UP = 0x1;
@@ -100,6 +118,8 @@ export const RTA_GATEWAY = 5;
 export const RTA_PRIORITY = 6;
 export const RTA_PREFSRC = 7;
 export const RTA_TABLE = 15;
+/** rtm_flags / rtnh_flags: the gateway is on the link even if no connected route says so (`onlink`). */
+export const RTNH_F_ONLINK = 0x4;
 
 export const RT_TABLE_MAIN = 254;
 /** rtm_flags of a route lookup: answer with the table entry that matched, not a route made for the lookup. */
@@ -108,6 +128,13 @@ export const RTN_UNICAST = 1;
 export const RTPROT_KERNEL = 2;
 export const RTPROT_BOOT = 3;
 export const RTPROT_STATIC = 4;
+/**
+ * The route protocol that marks the routes to other nodes as ours (`proto 87`).
+ * The kernel does not interpret protocols above RTPROT_STATIC; 87 is neither
+ * named in rtnetlink.h (8-18, 42, 99, 186-189, 192) nor in iproute2's
+ * rt_protos, and is not what other pod networks use by default (Calico: 80).
+ */
+export const RTPROT_WORKLOADNET = 87;
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;
 export const RT_SCOPE_HOST = 254;
@@ -115,4 +142,9 @@ export const RT_SCOPE_HOST = 254;
 // neighbour attributes (NDA_*)
 export const NDA_DST = 1;
 export const NDA_LLADDR = 2;
+/** A dump filter: only neighbours of this device. */
+export const NDA_IFINDEX = 8;
+export const NUD_NOARP = 0x40;
 export const NUD_PERMANENT = 0x80;
+/** ndm_flags: the entry belongs to the device itself (a VXLAN FDB), not to a bridge it is a port of. */
+export const NTF_SELF = 0x02;

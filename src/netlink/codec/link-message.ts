@@ -1,6 +1,7 @@
 // struct ifinfomsg (16 bytes) and the link attributes we read and write.
 import { attr, attrMap, attrNested, attrS32, attrString, attrU32, attrU8, parseAttrs, readString, readU32, zeroed } from "./attributes.js";
 import {
+  AF_INET,
   AF_INET6,
   AF_UNSPEC,
   IFLA_ADDRESS,
@@ -10,6 +11,7 @@ import {
   IFLA_IFNAME,
   IFLA_INFO_DATA,
   IFLA_INET6_ADDR_GEN_MODE,
+  IFLA_INET_CONF,
   IFLA_INFO_KIND,
   IFLA_LINK,
   IFLA_LINK_NETNSID,
@@ -19,9 +21,11 @@ import {
   IFLA_NUM_RX_QUEUES,
   IFLA_NUM_TX_QUEUES,
   IFLA_OPERSTATE,
+  IPV4_DEVCONF_ROUTE_LOCALNET,
   VETH_INFO_PEER,
 } from "./constants.js";
 import { formatMac } from "./mac.js";
+import { decodeVxlanInfo, type VxlanInfo } from "./vxlan-info.js";
 
 export interface IfInfo {
   family: number;
@@ -69,6 +73,8 @@ export interface Link {
   operstate?: number;
   txQueues?: number;
   rxQueues?: number;
+  /** The tunnel's settings, for kind "vxlan". */
+  vxlan?: VxlanInfo;
 }
 
 export function decodeLink(payload: Buffer): Link {
@@ -95,8 +101,11 @@ export function decodeLink(payload: Buffer): Link {
   if (rxQueues !== undefined) link.rxQueues = rxQueues;
   const linkinfo = attrs.get(IFLA_LINKINFO);
   if (linkinfo !== undefined) {
-    const kind = readString(attrMap(parseAttrs(linkinfo)).get(IFLA_INFO_KIND));
+    const info = attrMap(parseAttrs(linkinfo));
+    const kind = readString(info.get(IFLA_INFO_KIND));
     if (kind !== undefined) link.kind = kind;
+    const data = info.get(IFLA_INFO_DATA);
+    if (kind === "vxlan" && data !== undefined) link.vxlan = decodeVxlanInfo(data);
   }
   return link;
 }
@@ -116,6 +125,8 @@ export interface LinkSettings {
    * kernel takes it only for an existing link, and it counts only at the next up.
    */
   ipv6AddrGenMode?: number;
+  /** The link's IPv4 route_localnet setting (net.ipv4.conf.LINK.route_localnet). */
+  routeLocalnet?: boolean;
 }
 
 /** Attributes shared by link creation and modification. */
@@ -131,6 +142,10 @@ export function encodeLinkSettings(s: LinkSettings): Buffer[] {
   if (s.rxQueues !== undefined) out.push(attrU32(IFLA_NUM_RX_QUEUES, s.rxQueues));
   if (s.ipv6AddrGenMode !== undefined) {
     out.push(attrNested(IFLA_AF_SPEC, [attrNested(AF_INET6, [attrU8(IFLA_INET6_ADDR_GEN_MODE, s.ipv6AddrGenMode)])]));
+  }
+  if (s.routeLocalnet !== undefined) {
+    const conf = attrNested(IFLA_INET_CONF, [attrU32(IPV4_DEVCONF_ROUTE_LOCALNET, s.routeLocalnet ? 1 : 0)]);
+    out.push(attrNested(IFLA_AF_SPEC, [attrNested(AF_INET, [conf])]));
   }
   return out;
 }

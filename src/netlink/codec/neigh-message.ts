@@ -1,6 +1,6 @@
 // struct ndmsg (12 bytes) and neighbour attributes.
-import { attr, attrMap, parseAttrs, zeroed } from "./attributes.js";
-import { NDA_DST, NDA_LLADDR } from "./constants.js";
+import { attr, attrMap, attrU32, parseAttrs, zeroed } from "./attributes.js";
+import { NDA_DST, NDA_IFINDEX, NDA_LLADDR } from "./constants.js";
 import { bytesToIp, familyOfBytes, ipToBytes } from "./ip.js";
 import { formatMac, parseMac } from "./mac.js";
 
@@ -30,6 +30,14 @@ export function encodeNeighFilter(family: number, index = 0): Buffer {
   hdr.writeUInt8(family, 0);
   hdr.writeInt32LE(index, 4);
   return hdr;
+}
+
+/**
+ * A dump request the kernel filters to one device: it reads the device from
+ * NDA_IFINDEX (the header's index counts only on strictly checked sockets).
+ */
+export function encodeNeighDeviceFilter(family: number, index: number): Buffer[] {
+  return [encodeNeighFilter(family, index), attrU32(NDA_IFINDEX, index)];
 }
 
 export function decodeNeighbour(p: Buffer): Neighbour {

@@ -31,6 +31,8 @@ export interface Route {
   scope: number;
   type: number;
   priority?: number;
+  /** rtm_flags (RTNH_F_ONLINK...); absent when none are set. */
+  flags?: number;
 }
 
 export type RouteSpec = Partial<Route> & { family: number; dstLen: number };
@@ -44,6 +46,7 @@ export function encodeRoute(r: RouteSpec): Buffer[] {
   hdr.writeUInt8(r.protocol ?? RTPROT_STATIC, 5);
   hdr.writeUInt8(r.scope ?? RT_SCOPE_UNIVERSE, 6);
   hdr.writeUInt8(r.type ?? RTN_UNICAST, 7);
+  hdr.writeUInt32LE((r.flags ?? 0) >>> 0, 8);
   const parts: Buffer[] = [hdr];
   if (r.dst !== undefined) parts.push(attr(RTA_DST, ipToBytes(r.dst)));
   if (r.gateway !== undefined) parts.push(attr(RTA_GATEWAY, ipToBytes(r.gateway)));
@@ -54,13 +57,17 @@ export function encodeRoute(r: RouteSpec): Buffer[] {
   return parts;
 }
 
-/** A lookup of the route to one address (`ip route get fibmatch ADDRESS`). */
-export function encodeRouteLookup(address: string): Buffer[] {
+/**
+ * A lookup of the route to one address: the table entry that matches
+ * (`ip route get fibmatch ADDRESS`), or with fibMatch false the route the
+ * kernel resolves for it, source address included (`ip route get ADDRESS`).
+ */
+export function encodeRouteLookup(address: string, fibMatch = true): Buffer[] {
   const dst = ipToBytes(address);
   const hdr = zeroed(12);
   hdr.writeUInt8(dst.length === 4 ? AF_INET : AF_INET6, 0);
   hdr.writeUInt8(dst.length * 8, 1);
-  hdr.writeUInt32LE(RTM_F_FIB_MATCH, 8);
+  hdr.writeUInt32LE(fibMatch ? RTM_F_FIB_MATCH : 0, 8);
   return [hdr, attr(RTA_DST, dst)];
 }
 
@@ -91,6 +98,8 @@ export function decodeRoute(p: Buffer): Route {
   if (oif !== undefined) r.oif = oif;
   const prio = readU32(attrs.get(RTA_PRIORITY));
   if (prio !== undefined) r.priority = prio;
+  const flags = p.readUInt32LE(8);
+  if (flags !== 0) r.flags = flags;
   return r;
 }
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parsePrefixConfig } from "./prefix-config.js";
-import { parsePrefix } from "./prefix.js";
-import { StaticPrefixSource } from "./static-source.js";
+import { parsePrefixConfig } from "../ipam/prefix-config.js";
+import { parsePrefix } from "../ipam/prefix.js";
+import { StaticClusterSource } from "./static-source.js";
 
 describe("parsePrefixConfig", () => {
   it("accepts either family or both", () => {
@@ -22,20 +22,25 @@ describe("parsePrefixConfig", () => {
   });
 });
 
-describe("StaticPrefixSource", () => {
-  it("serves fixed prefixes", () => {
-    const src = StaticPrefixSource.fromConfig({ ipv4: "10.88.0.0/24" });
-    assert.equal(src.current()?.v4?.text, "10.88.0.0/24");
+describe("StaticClusterSource", () => {
+  it("serves fixed prefixes and no other nodes", async () => {
+    const src = new StaticClusterSource(parsePrefixConfig({ ipv4: "10.88.0.0/24" }));
+    assert.equal(src.lastSync(), undefined);
+    await src.start();
+    assert.equal(src.kind, "static");
+    assert.equal(src.current().prefixes?.v4?.text, "10.88.0.0/24");
+    assert.deepEqual(src.current().nodes, []);
     assert.equal(src.lastError(), undefined);
+    assert.ok(src.lastSync() instanceof Date);
     const off = src.onChange(() => assert.fail("never changes"));
     off();
     src.close();
   });
 
-  it("reports an empty config as not ready", () => {
-    const src = new StaticPrefixSource({});
-    assert.equal(src.current(), undefined);
-    assert.match(src.lastError()!, /no pod prefixes/);
-    assert.equal(new StaticPrefixSource({ v6: parsePrefix("fd00::/64") }).current()?.v6?.text, "fd00::/64");
+  it("reports an empty config as not ready, saying why", () => {
+    const src = new StaticClusterSource({});
+    assert.equal(src.current().prefixes, undefined);
+    assert.match(src.current().pendingReason!, /no pod prefixes configured/);
+    assert.equal(new StaticClusterSource({ v6: parsePrefix("fd00::/64") }).current().prefixes?.v6?.text, "fd00::/64");
   });
 });

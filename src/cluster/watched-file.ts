@@ -1,38 +1,45 @@
-// Pod prefixes from a file that some other agent writes, e.g.
-//   {"ipv4": "10.88.0.0/24", "ipv6": "fd00:88::/64"}
-// JSON only, with the keys "ipv4" and/or "ipv6" (see prefix-config.ts).
+// A file that some other agent writes, watched and parsed: the machinery
+// behind the prefix file (file-source.ts), kept apart from what the file means.
 //
 // We watch the file's directory, not the file: writers usually replace the
 // file by renaming a temporary one over it, which would leave a watch on the
 // old inode deaf, and a directory watch also sees a file created after start.
 // Events come in bursts, so re-reads are debounced, and listeners hear only
-// about real changes. A bad or missing file never takes the prefixes away: the
-// last good ones stay, and lastError()/onError say what is wrong.
+// about real changes. A bad or missing file never takes the last good content
+// away: it stays, and lastError()/onError say what is wrong.
 
 import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import { type Prefixes, formatPrefixes, prefixesEqual } from "./prefix.js";
-import { parsePrefixConfig } from "./prefix-config.js";
-import type { PrefixSource } from "./prefix-source.js";
 
-export interface FilePrefixSourceOptions {
+export interface WatchedFileOptions<T> {
+  /** What the file is, for messages: "prefix file" gives "prefix file /etc/x.json: invalid JSON: …". */
+  label: string;
+  /** Turns the file's text into a value; throws an Error whose message says what is wrong. */
+  parse: (text: string) => T;
+  /** Whether two parsed values mean the same (no change event then). */
+  equal: (a: T, b: T) => boolean;
+  /** Short text for "(keeping …)" in error messages. */
+  describe: (value: T) => string;
+  /** What a missing file means before any good content, e.g. "no pod prefixes until it is created". */
+  missingMeans: string;
   /** Quiet time after the last change event before re-reading. Default 50 ms. */
   debounceMs?: number;
   /** How often to retry when the directory cannot be watched (e.g. not created yet). Default 1 s. */
   retryMs?: number;
 }
 
-export class FilePrefixSource implements PrefixSource {
+export class WatchedFile<T> {
   readonly path: string;
   private readonly dir: string;
   private readonly name: string;
   private readonly debounceMs: number;
   private readonly retryMs: number;
 
-  private prefixes: Prefixes | undefined;
+  private value: T | undefined;
   private error: string | undefined;
-  private readonly changeListeners = new Set<(p: Prefixes) => void>();
+  private goodReadAt: Date | undefined;
+  private readonly changeListeners = new Set<(value: T) => void>();
   private readonly errorListeners = new Set<(m: string) => void>();
 
   private watcher: FSWatcher | undefined;
@@ -43,7 +50,10 @@ export class FilePrefixSource implements PrefixSource {
   private rereadWanted = false;
   private closed = false;
 
-  constructor(path: string, options: FilePrefixSourceOptions = {}) {
+  constructor(
+    path: string,
+    private readonly options: WatchedFileOptions<T>,
+  ) {
     this.path = resolve(path);
     this.dir = dirname(this.path);
     this.name = basename(this.path);
@@ -61,15 +71,21 @@ export class FilePrefixSource implements PrefixSource {
     return this.started;
   }
 
-  current(): Prefixes | undefined {
-    return this.prefixes === undefined ? undefined : { ...this.prefixes };
+  /** The last good content, undefined until there was any. */
+  current(): T | undefined {
+    return this.value;
   }
 
   lastError(): string | undefined {
     return this.error;
   }
 
-  onChange(listener: (prefixes: Prefixes) => void): () => void {
+  /** When the file was last read and found good (changed or not). */
+  lastGoodRead(): Date | undefined {
+    return this.goodReadAt;
+  }
+
+  onChange(listener: (value: T) => void): () => void {
     this.changeListeners.add(listener);
     return () => this.changeListeners.delete(listener);
   }
@@ -163,37 +179,38 @@ export class FilePrefixSource implements PrefixSource {
       const code = (err as NodeJS.ErrnoException).code;
       this.fail(
         code === "ENOENT"
-          ? this.prefixes === undefined
-            ? "does not exist (yet); no pod prefixes until it is created"
+          ? this.value === undefined
+            ? `does not exist (yet); ${this.options.missingMeans}`
             : "was removed"
           : `cannot read: ${(err as Error).message}`,
       );
       return;
     }
     if (this.closed) return;
-    let next: Prefixes;
+    let next: T;
     try {
-      next = parsePrefixConfig(parseJson(text));
+      next = this.options.parse(text);
     } catch (err) {
       this.fail((err as Error).message);
       return;
     }
     this.error = undefined;
-    if (prefixesEqual(this.prefixes, next)) return;
-    this.prefixes = next;
+    this.goodReadAt = new Date();
+    if (this.value !== undefined && this.options.equal(this.value, next)) return;
+    this.value = next;
     for (const listener of [...this.changeListeners]) {
       try {
-        listener({ ...next });
+        listener(next);
       } catch (err) {
         // A listener's bug is not the file's fault: report it, but keep lastError clean.
-        this.notifyError(`prefix file ${this.path}: change listener failed: ${(err as Error).message}`);
+        this.notifyError(`${this.options.label} ${this.path}: change listener failed: ${(err as Error).message}`);
       }
     }
   }
 
   private fail(problem: string): void {
-    const keeping = this.prefixes === undefined ? "" : ` (keeping ${formatPrefixes(this.prefixes)})`;
-    const message = `prefix file ${this.path}: ${problem}${keeping}`;
+    const keeping = this.value === undefined ? "" : ` (keeping ${this.options.describe(this.value)})`;
+    const message = `${this.options.label} ${this.path}: ${problem}${keeping}`;
     // Report each distinct problem once, not on every event while it persists.
     if (message === this.error) return;
     this.error = message;
@@ -211,8 +228,8 @@ export class FilePrefixSource implements PrefixSource {
   }
 }
 
-function parseJson(text: string): unknown {
-  // Tolerate a byte-order mark; some editors add one.
+/** JSON.parse with messages for people; tolerates a byte-order mark (some editors add one). */
+export function parseJsonText(text: string): unknown {
   const body = text.replace(/^\uFEFF/, "");
   if (body.trim() === "") throw new Error("empty file (expected JSON)");
   try {

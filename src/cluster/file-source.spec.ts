@@ -3,9 +3,9 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { FilePrefixSource } from "./file-source.js";
-import { formatPrefixes } from "./prefix.js";
-import type { Prefixes } from "./prefix-source.js";
+import { FileClusterSource } from "./file-source.js";
+import { formatPrefixes } from "../ipam/prefix.js";
+import type { ClusterView } from "./view.js";
 
 /** Polls until check() is true; fails with what it was waiting for after timeoutMs. */
 async function waitFor(what: string, check: () => boolean, timeoutMs = 3000): Promise<void> {
@@ -16,12 +16,12 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 3000): Pr
   }
 }
 
-const show = (p: Prefixes | undefined) => formatPrefixes(p);
+const show = (v: ClusterView) => formatPrefixes(v.prefixes);
 
-describe("FilePrefixSource", () => {
+describe("FileClusterSource", () => {
   let dir: string;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "ipam-file-source-"));
+    dir = await mkdtemp(join(tmpdir(), "cluster-file-source-"));
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -30,7 +30,7 @@ describe("FilePrefixSource", () => {
   it("reads the file before start() resolves and picks up rewrites", async (t) => {
     const path = join(dir, "rewrite.json");
     await writeFile(path, JSON.stringify({ ipv4: "10.88.0.0/24" }));
-    const src = new FilePrefixSource(path);
+    const src = new FileClusterSource(path);
     t.after(() => src.close());
     const changes: string[] = [];
     src.onChange((p) => changes.push(show(p)));
@@ -52,7 +52,7 @@ describe("FilePrefixSource", () => {
   it("keeps the last good prefixes on garbage and reports why", async (t) => {
     const path = join(dir, "garbage.json");
     await writeFile(path, JSON.stringify({ ipv4: "10.1.0.0/16" }));
-    const src = new FilePrefixSource(path);
+    const src = new FileClusterSource(path);
     t.after(() => src.close());
     await src.start();
     const errors: string[] = [];
@@ -89,10 +89,10 @@ describe("FilePrefixSource", () => {
 
   it("starts without a file, then sees it renamed into place", async (t) => {
     const path = join(dir, "late.json");
-    const src = new FilePrefixSource(path);
+    const src = new FileClusterSource(path);
     t.after(() => src.close());
     await src.start();
-    assert.equal(src.current(), undefined);
+    assert.equal(src.current().prefixes, undefined);
     assert.match(src.lastError()!, /late\.json: does not exist/);
 
     const tmp = join(dir, ".late.json.tmp");
@@ -115,10 +115,10 @@ describe("FilePrefixSource", () => {
   it("waits for a directory that does not exist yet", async (t) => {
     const sub = join(dir, "later");
     const path = join(sub, "p.json");
-    const src = new FilePrefixSource(path, { retryMs: 50 });
+    const src = new FileClusterSource(path, { retryMs: 50 });
     t.after(() => src.close());
     await src.start();
-    assert.equal(src.current(), undefined);
+    assert.equal(src.current().prefixes, undefined);
     await mkdir(sub);
     await writeFile(path, JSON.stringify({ ipv6: "fd00:1::/64" }));
     await waitFor("the file in the new directory", () => show(src.current()) === "fd00:1::/64");
@@ -127,7 +127,7 @@ describe("FilePrefixSource", () => {
   it("stops after close()", async () => {
     const path = join(dir, "closed.json");
     await writeFile(path, JSON.stringify({ ipv4: "10.3.0.0/24" }));
-    const src = new FilePrefixSource(path);
+    const src = new FileClusterSource(path);
     let changes = 0;
     src.onChange(() => changes++);
     await src.start();
@@ -138,5 +138,81 @@ describe("FilePrefixSource", () => {
     await new Promise((r) => setTimeout(r, 150)); // nothing to poll for: absence of an event
     assert.equal(changes, 1);
     assert.equal(show(src.current()), "10.3.0.0/24");
+  });
+  it("reads the cluster form: this node's name and addresses, the other nodes; skips a bad entry, keeps the rest", async (t) => {
+    const path = join(dir, "cluster.json");
+    await writeFile(
+      path,
+      JSON.stringify({
+        name: "n1",
+        ipv4: "10.70.1.0/24",
+        ipv6: "fd70:1::/64",
+        addresses: ["192.0.2.11", "2001:db8::11"],
+        nodes: [
+          { name: "n2", addresses: ["192.0.2.12"], prefixes: ["10.70.2.0/24", "fd70:2::/64"] },
+          { name: "n3", addresses: ["192.0.2.13"], prefix: ["10.70.3.0/24"] },
+          { name: "n4", addresses: ["192.0.2.300"], prefixes: ["10.70.4.0/24"] },
+          { name: "n5", addresses: ["198.51.100.15"], prefixes: ["10.70.1.128/25"] },
+          "n6",
+        ],
+      }),
+    );
+    const src = new FileClusterSource(path);
+    t.after(() => src.close());
+    const before = Date.now();
+    await src.start();
+    const v = src.current();
+    assert.equal(src.kind, "file");
+    assert.equal(src.lastError(), undefined);
+    assert.ok(src.lastSync()!.getTime() >= before - 5, "lastSync is the read just made");
+    assert.equal(v.nodeName, "n1");
+    assert.equal(show(v), "10.70.1.0/24, fd70:1::/64");
+    assert.deepEqual(v.addresses, ["192.0.2.11", "2001:db8::11"]);
+    assert.deepEqual(v.nodes.map((n) => [n.name, n.addresses, n.prefixes.v4?.text, n.prefixes.v6?.text]), [["n2", ["192.0.2.12"], "10.70.2.0/24", "fd70:2::/64"]]);
+    const problems = v.problems.join("\n");
+    assert.match(problems, /nodes\[1\] \(n3\) skipped: unknown key "prefix"/);
+    assert.match(problems, /node n4 skipped.*192\.0\.2\.300/);
+    assert.match(problems, /node n5 refused: its pod prefix 10\.70\.1\.128\/25 overlaps 10\.70\.1\.0\/24 of node n1/);
+    assert.match(problems, /nodes\[4\] skipped: expected an object/);
+    assert.equal(v.problems.length, 4);
+
+    // A node added, one removed, one readdressed: one change with the new list.
+    const seen: ClusterView[] = [];
+    src.onChange((view) => seen.push(view));
+    await writeFile(
+      path,
+      JSON.stringify({
+        name: "n1",
+        ipv4: "10.70.1.0/24",
+        nodes: [
+          { name: "n2", addresses: ["192.0.2.22"], prefixes: ["10.70.2.0/24"] },
+          { name: "n7", addresses: ["2001:db8::17"], prefixes: ["fd70:7::/64"] },
+        ],
+      }),
+    );
+    await waitFor("the new node list", () => seen.length > 0 && seen.at(-1)!.nodes.length === 2);
+    assert.deepEqual(seen.at(-1)!.nodes.map((n) => [n.name, n.address.v4 ?? n.address.v6]), [["n2", "192.0.2.22"], ["n7", "2001:db8::17"]]);
+    assert.deepEqual(seen.at(-1)!.problems, []);
+  });
+
+  it("refuses a file whose shape is wrong as a whole and keeps the last good view", async (t) => {
+    const path = join(dir, "cluster-bad.json");
+    const good = { ipv4: "10.71.1.0/24", nodes: [{ name: "n2", addresses: ["192.0.2.12"], prefixes: ["10.71.2.0/24"] }] };
+    await writeFile(path, JSON.stringify(good));
+    const src = new FileClusterSource(path);
+    t.after(() => src.close());
+    await src.start();
+    for (const [bad, re] of [
+      [{ ...good, node: [] }, /unknown key "node" \(expected "name", "ipv4", "ipv6", "addresses", "nodes"\)/],
+      [{ ...good, nodes: { n2: {} } }, /"nodes" must be a list/],
+      [{ ...good, addresses: "192.0.2.11" }, /"addresses" must be a list of strings/],
+      [{ ...good, name: 7 }, /"name" must be a non-empty string/],
+      [{ nodes: good.nodes }, /no prefix given/],
+    ] as const) {
+      await writeFile(path, JSON.stringify(bad));
+      await waitFor(String(re), () => re.test(src.lastError() ?? ""));
+      assert.match(src.lastError()!, /\(keeping 10\.71\.1\.0\/24 and 1 other node\)$/);
+      assert.deepEqual(src.current().nodes.map((n) => n.name), ["n2"]);
+    }
   });
 });
