@@ -23,6 +23,10 @@ await build({
   // Our modules are ES modules that find files from import.meta.url.
   define: { "import.meta.url": "__workloadnetModuleUrl" },
   banner: { js: 'const __workloadnetModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  // The Kubernetes client (~17 MB) is imported only with --kubernetes (the
+  // daemon imports it lazily): left out, as a package the bundle imports at
+  // run time, rather than a file V8 scans at every start.
+  external: ["@kubernetes/client-node"],
   legalComments: "none",
   logLevel: "warning",
 });
