@@ -21,7 +21,11 @@
 //       run is paired with an `ip -n NS -batch /dev/null` run just before it;
 //       the concurrent schedule is run with empty batches too, in each round).
 //
-// Run order: (a), (a4), the daemon started and (b0) measured, --warmup untimed
+// (ref): first, our daemon just started beside the reference's Go daemon,
+// both driven by the reference's Go client, in alternation; its own table
+// (bench/cold-start.ts, which also says how the reference is found or built).
+//
+// Run order: (ref), (a), (a4), the daemon started and (b0) measured, --warmup untimed
 // rounds (default 20 × N attaches and detaches), (d), (b), (b2), then (d) and
 // (b) again in alternation (--pairs, default 5 in all; their ratios are
 // printed as a spread), (c) on the same daemon, then the RSS phase with its own 1 000 namespaces (made just
@@ -37,7 +41,7 @@
 // everything is removed at the end and what is left is counted.
 //
 //   node dist/bench/bench.js [--n 100] [--concurrency 16] [--rss-count 1000]
-//        [--profile] [--only a,a4,b,rss,c,d] [--cni PATH] [--detach-mode sync|deferred]
+//        [--profile] [--only ref,a,a4,b,rss,c,d] [--cni PATH] [--detach-mode sync|deferred]
 //        [--warmup ROUNDS] [--pairs K] [--daemon-node PATH] [--json FILE]
 //
 // --daemon-node starts the daemon on another Node.js binary (default: the
@@ -75,6 +79,7 @@ import {
   vmRssKiB,
 } from "./bench-util.js";
 import { summarizeProfile } from "./cpuprofile.js";
+import { ourDaemon, runColdStart } from "./cold-start.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const DAEMON_JS = fileURLToPath(new URL("../src/cli/workloadnetd.cjs", import.meta.url));
@@ -84,7 +89,7 @@ const DAEMON_V6 = "fd00:90::/64";
 const HOST_VETH_MAC = "02:9c:52:fe:6d:0a";
 const FIRST_HOP_V4 = "169.254.77.1";
 const FIRST_HOP_V6 = "fe80::1";
-const ALL_PARTS = ["a", "a4", "b", "rss", "c", "d"] as const;
+const ALL_PARTS = ["ref", "a", "a4", "b", "rss", "c", "d"] as const;
 /** The concurrent phases run this many times; the median rate is reported. */
 const CONCURRENT_ROUNDS = 3;
 /**
@@ -844,6 +849,14 @@ async function main(): Promise<void> {
       pods.push(ns);
     }
     progress(`${n} pod namespaces ready`);
+
+    // A just-started daemon beside the reference's, both driven by the
+    // reference's client (bench/cold-start.ts): printed at once, above the table.
+    if (opts.only.has("ref")) {
+      progress("(ref) just-started daemons, ours and the reference's, in alternation");
+      const ok = await runColdStart({ rounds: 3, n: 60, idleSeconds: 0, variants: [ourDaemon()], reference: true });
+      if (!ok) process.exitCode = 1;
+    }
 
     if (opts.only.has("a")) {
       progress("(a) ptp + host-local, dual-stack");

@@ -227,6 +227,38 @@ static napi_value open_socket_async(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// newNetns(): number. A new, empty network namespace, as an fd (O_CLOEXEC);
+// it lives as long as something holds it (this fd, a netlink socket opened in
+// it). Made on the calling thread: unshare into it, open it, switch back, as
+// open_in_namespace does; a thread that cannot switch back aborts the process.
+static napi_value new_netns(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (home_netns_fd < 0) {
+    napi_throw(env, errno_error(env, EBADF, "open /proc/thread-self/ns/net"));
+    return NULL;
+  }
+  if (unshare(CLONE_NEWNET) < 0) {
+    napi_throw(env, errno_error(env, errno, "unshare(CLONE_NEWNET)"));
+    return NULL;
+  }
+  int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  int open_err = errno;
+  int tries = 0;
+  while (setns(home_netns_fd, CLONE_NEWNET) < 0) {
+    if (++tries == 3) {
+      fprintf(stderr, "workloadnet: cannot return a thread to the daemon's network namespace (setns: %s); aborting\n", strerror(errno));
+      abort();
+    }
+  }
+  if (fd < 0) {
+    napi_throw(env, errno_error(env, open_err, "open /proc/thread-self/ns/net"));
+    return NULL;
+  }
+  napi_value result;
+  CHECK_NAPI(env, napi_create_int32(env, fd, &result));
+  return result;
+}
+
 // openNetfilterSocket(): number. A NETLINK_NETFILTER socket in the daemon's
 // own namespace (conntrack: flushing the entries of removed port mappings),
 // set up like the route sockets.
@@ -594,6 +626,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"openSocketAsync", NULL, open_socket_async, NULL, NULL, NULL, napi_default, NULL},
       {"openNetfilterSocket", NULL, open_netfilter_socket, NULL, NULL, NULL, napi_default, NULL},
       {"nsType", NULL, ns_type, NULL, NULL, NULL, napi_default, NULL},
+      {"newNetns", NULL, new_netns, NULL, NULL, NULL, napi_default, NULL},
       {"exchange", NULL, exchange, NULL, NULL, NULL, napi_default, NULL},
       {"exchangeSync", NULL, exchange_sync, NULL, NULL, NULL, napi_default, NULL},
       {"peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_default, NULL},

@@ -51,6 +51,7 @@ describe("defaults and flags", () => {
       mtu: undefined,
       linkGroup: 8,
       vethQueues: 1,
+      warmUp: 8,
       logLevel: "info",
       detachMode: "sync",
       metricsAddress: undefined,
@@ -81,6 +82,7 @@ describe("defaults and flags", () => {
       "--mtu", "1400",
       "--link-group=42",
       "--veth-queues", "4",
+      "--warm-up", "0",
       "--log-level", "debug",
       "--detach-mode=deferred",
       "--metrics-address", "[::1]:9650",
@@ -107,6 +109,7 @@ describe("defaults and flags", () => {
       mtu: 1400,
       linkGroup: 42,
       vethQueues: 4,
+      warmUp: 0,
       logLevel: "debug",
       detachMode: "deferred",
       metricsAddress: { host: "::1", port: 9650 },
@@ -192,6 +195,13 @@ describe("bad values give one-line ConfigErrors naming the flag and value", () =
     fails(["--veth-queues", "4097"], /^invalid --veth-queues "4097": /);
     assert.equal(parse(["--veth-queues", "4096"]).vethQueues, 4096);
     assert.equal(parse([], { WORKLOADNETD_VETH_QUEUES: "3" }).vethQueues, 3);
+  });
+
+  test("warm-up", () => {
+    fails(["--warm-up", "-1"], 'invalid --warm-up "-1": must be an integer between 0 and 1000');
+    fails(["--warm-up", "1001"], /^invalid --warm-up "1001": /);
+    assert.equal(parse(["--warm-up", "0"]).warmUp, 0);
+    assert.equal(parse([], { WORKLOADNETD_WARM_UP: "32" }).warmUp, 32);
   });
 
   test("log level", () => {
@@ -297,6 +307,7 @@ describe("config file", () => {
         mtu: 1400,
         "link-group": "9",
         "veth-queues": 2,
+        "warm-up": 5,
         "log-level": "warn",
         "detach-mode": "sync",
         "metrics-address": "127.0.0.1:9650",
@@ -319,6 +330,7 @@ describe("config file", () => {
       mtu: 1400,
       linkGroup: 9,
       vethQueues: 2,
+      warmUp: 5,
       logLevel: "warn",
       detachMode: "sync",
       metricsAddress: { host: "127.0.0.1", port: 9650 },

@@ -33,6 +33,8 @@ export interface DaemonConfig {
   linkGroup: number;
   /** Transmit and receive queues of each veth end. */
   vethQueues: number;
+  /** Attaches run in throwaway namespaces before serving, so the first real ones run warm (0: none). */
+  warmUp: number;
   logLevel: LogLevel;
   /** "sync": Detach returns once the veth is deleted; "deferred": see DETACH_MODES. */
   detachMode: DetachMode;
@@ -92,6 +94,8 @@ export const DEFAULT_LINK_GROUP = 8;
  * More than one queue only matters to XDP programs on the veth.
  */
 export const DEFAULT_VETH_QUEUES = 1;
+/** See docs/performance-cold.md. */
+export const DEFAULT_WARM_UP = 8;
 export const DEFAULT_LOG_LEVEL: LogLevel = "info";
 /**
  * sync: Detach answers once the kernel has deleted the veth (as soon as it
@@ -208,6 +212,13 @@ const SETTINGS = [
     argName: "n",
     description: `transmit and receive queues of each veth end, 1..4096 (default: ${DEFAULT_VETH_QUEUES})`,
     parse: (raw) => integer(raw, 1, 4096),
+  }),
+  setting({
+    key: "warm-up",
+    field: "warmUp",
+    argName: "n",
+    description: `attaches made and detached in throwaway namespaces before serving, so the first real ones run warm, 0..1000 (default: ${DEFAULT_WARM_UP})`,
+    parse: (raw) => integer(raw, 0, 1000),
   }),
   setting({
     key: "log-level",
@@ -657,6 +668,7 @@ export function parseConfig(
     mtu: undefined,
     linkGroup: DEFAULT_LINK_GROUP,
     vethQueues: DEFAULT_VETH_QUEUES,
+    warmUp: DEFAULT_WARM_UP,
     logLevel: DEFAULT_LOG_LEVEL,
     detachMode: DEFAULT_DETACH_MODE,
     metricsAddress: undefined,

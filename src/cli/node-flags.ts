@@ -6,7 +6,14 @@
 // collections. The old-space cap is far above what any number of attachments
 // needs (a few KiB each).
 //
+// --no-flush-bytecode: V8 may drop the compiled bytecode of functions left
+// unused across enough full collections, so a daemon idle for a while would
+// start cold again. Measured here it did not happen (no function flushed after
+// 5 minutes idle with a forced collection every 5 s, V8's own trace); the flag
+// keeps it so should V8's heuristics change, for the cost of keeping the
+// bytecode of what ran only at start (docs/performance-cold.md).
+//
 // The launcher bin/workloadnetd and the entry's shebang
 // (`#!/usr/bin/env -S node ...`) pass them (kept in sync by tests); whoever
 // starts the daemon with `node` directly should pass them too.
-export const DAEMON_NODE_FLAGS = ["--max-semi-space-size=4", "--max-old-space-size=256"] as const;
+export const DAEMON_NODE_FLAGS = ["--max-semi-space-size=4", "--max-old-space-size=256", "--no-flush-bytecode"] as const;

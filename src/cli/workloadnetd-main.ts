@@ -64,6 +64,7 @@ async function main(): Promise<void> {
     nodeName: config.nodeName,
     ...(config.kubernetes ? { kubernetes: { nodeName: config.nodeName, ...(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {}) } } : {}),
     vethQueues: config.vethQueues,
+    warmUp: config.warmUp,
     linkGroup: config.linkGroup,
     detachMode: config.detachMode,
     egress: { masquerade: config.masquerade, clusterCidrs: config.clusterCidrs, noMasqueradeCidrs: config.noMasqueradeCidrs },

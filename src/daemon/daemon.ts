@@ -11,8 +11,6 @@ import { StaticClusterSource } from "../cluster/static-source.js";
 import { NodeRoutes, podMtu, type RoutingMode } from "../cluster/routes/index.js";
 import { allPodPrefixes, type ClusterView } from "../cluster/view.js";
 import { ClusterWiring, type RouteAgent } from "./cluster-wiring.js";
-import { createMetrics } from "../metrics/metrics.js";
-import { startMetricsServer } from "../metrics/metrics-server.js";
 import { Handle } from "../netlink/handle.js";
 import { deleteLinksInGroup, getLinkByIndex } from "../netlink/link.js";
 import { LinkDeletions } from "../netlink/link-deletions.js";
@@ -25,6 +23,7 @@ import { AttachmentRegistry } from "../service/registry.js";
 import { WorkloadNetworkingService } from "../service/workload-service.js";
 import { ActiveCalls } from "../service/active-calls.js";
 import { DELETE_ROUNDS, HOST_SOCKETS } from "./kernel-waits.cjs";
+import { warmUp } from "./warm-up.js";
 import { NftablesLayer } from "../nftables/layer.js";
 import { flushConntrackEntries } from "../nftables/conntrack.js";
 
@@ -47,6 +46,8 @@ export interface DaemonOptions {
   linkGroup: number;
   /** Transmit and receive queues of each veth end (see cli/config.ts). */
   vethQueues: number;
+  /** Attaches in throwaway namespaces before serving (daemon/warm-up.ts); default none. */
+  warmUp?: number;
   /** See DETACH_MODES in cli/config.ts. Default "sync". */
   detachMode?: "sync" | "deferred";
   socketGroup?: number;
@@ -108,8 +109,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
     const source = await openClusterSource(opts, log);
     cleanups.push(() => source.close());
-    // Only when served: the default process metrics watch every garbage collection.
-    const metrics = opts.metricsAddress !== undefined ? createMetrics({ ipam, registry, source }) : undefined;
+    // Only when served: the default process metrics watch every garbage collection,
+    // and prom-client is loaded only then (it is a large part of the start-up otherwise).
+    const metrics = opts.metricsAddress !== undefined ? (await import("../metrics/metrics.js")).createMetrics({ ipam, registry, source }) : undefined;
     const mode = opts.routing?.mode ?? "auto";
     // Read by every Attach; settled by the routing below unless --mtu is given.
     const settings = { mtu: opts.mtu ?? 1500 };
@@ -157,6 +159,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     let metricsAddress: string | undefined;
     if (metrics !== undefined && opts.metricsAddress !== undefined) {
+      const { startMetricsServer } = await import("../metrics/metrics-server.js");
       const m = await startMetricsServer(metrics.registry, opts.metricsAddress, log, {
         prefixes: () => service.status(),
         kernel: () => getLinkByIndex(host, LOOPBACK_INDEX),
@@ -165,6 +168,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       cleanups.push(() => m.close());
       metricsAddress = m.address;
     }
+    if ((opts.warmUp ?? 0) > 0) await warmUp({ rounds: opts.warmUp ?? 0, mtu: settings.mtu, linkGroup: opts.linkGroup, vethQueues: opts.vethQueues, log });
     const cni = await createCniEndpoint({ service, log, stateFile: opts.cniStateFile ?? defaultCniStateFile(opts.socketPath) });
     const server = await startGrpcServer({
       sideProtocol: cni,

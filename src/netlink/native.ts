@@ -13,6 +13,11 @@ export interface NativeNetlink {
   openSocket(nsFd: number): number;
   /** openSocket on a worker thread of libuv's pool. */
   openSocketAsync(nsFd: number): Promise<number>;
+  /**
+   * A new, empty network namespace as an fd (close it to let it go), made by
+   * the calling thread switching into it and straight back.
+   */
+  newNetns(): number;
   /** A NETLINK_NETFILTER socket (conntrack) in our own namespace, set up as openSocket's. */
   openNetfilterSocket(): number;
   /** The CLONE_NEW* type of a namespace fd; throws ENOTTY/EINVAL for other files. */

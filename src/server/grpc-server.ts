@@ -1,24 +1,24 @@
 // Serves a WorkloadService as the gRPC service WorkloadNetworking on a unix
-// socket, with @grpc/grpc-js. The listening socket is our own net.Server (it
-// may share the socket with the CNI forwarder's protocol, see
-// protocol-sniff.ts); each gRPC connection is judged once, as it is accepted,
-// from the peer's credentials (peer-auth.ts), and handed to one of two grpc-js
-// servers through a connection injector: the real one, or one that answers
-// every call with PERMISSION_DENIED without reading the request.
+// socket. The listening socket is our own net.Server (it may share the socket
+// with the CNI forwarder's protocol, see protocol-sniff.ts); each gRPC
+// connection is judged once, as it is accepted, from the peer's credentials
+// (peer-auth.ts), and handed to the unary gRPC server on node:http2
+// (unary-http2.ts) with that decision: a refused caller's every call is
+// answered PERMISSION_DENIED without its request being read.
 
 import * as net from "node:net";
 import { chmod, chown, lstat, mkdir, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
-import * as grpc from "@grpc/grpc-js";
-import type { NetNSAttachment } from "../gen/workload_pb.js";
+import { WorkloadNetworking, type NetNSAttachment } from "../gen/workload_pb.js";
 import { ServiceError, StatusCode } from "../service/errors.js";
 import type { NetnsAttachment, WorkloadService } from "../service/types.js";
 import { PeerAuthorizer, secureSocketDirectory, type AccessDecision, type HandleLike } from "./peer-auth.js";
 import { createSniffingServer } from "./protocol-sniff.js";
 import { ipToBytes } from "./ip-bytes.js";
-import { MalformedRequest, workloadNetworkingDefinition, type WorkloadNetworkingHandlers } from "./service-definition.js";
+import { unaryRoutes, type WorkloadNetworkingHandlers } from "./service-definition.js";
+import { createUnaryServer, GrpcCode, type GrpcStatus, type UnaryRoute } from "./unary-http2.js";
 
 export interface GrpcServerOptions {
   /** Path of the unix socket to listen on. */
@@ -52,16 +52,8 @@ const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 /** Requests are a few hundred bytes; refuse anything absurd early. */
 const READ_MAX_BYTES = 1 << 20;
 
-const SERVER_OPTIONS: grpc.ServerOptions = {
-  "grpc.max_receive_message_length": READ_MAX_BYTES,
-  // No channelz: nobody queries it, and it costs on every call.
-  "grpc.enable_channelz": 0,
-  // Node's own default (grpc-js would lift the limit): what one connection may buffer.
-  "grpc-node.max_session_memory": 10,
-};
-
-/** A refused connection, found again from its calls by the token set as its remoteAddress. */
-interface RefusedConnection {
+/** What a gRPC connection is injected with: its kernel handle and the access decision. */
+interface ConnectionTag {
   handle: HandleLike;
   decision: AccessDecision;
 }
@@ -74,29 +66,19 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   await prepareSocketPath(socketPath, options.socketGroup, log);
   const auth = new PeerAuthorizer({ log, ...(options.socketGroup !== undefined ? { socketGroup: options.socketGroup } : {}) });
 
-  const server = new grpc.Server(SERVER_OPTIONS);
-  // Calls in progress, so a forced shutdown can abort their signals at once.
-  const running = new Set<AbortController>();
-  server.addService(workloadNetworkingDefinition, serviceHandlers(service, { log, running }));
-  const insecure = grpc.ServerCredentials.createInsecure();
-  const allowedConnections = server.createConnectionInjector(insecure);
-
-  // Callers that are not allowed: every call is answered by the interceptor,
-  // before its request is read; the handlers are a second lock that is never reached.
-  const refused = new Map<string, RefusedConnection>();
-  let refusedCount = 0;
-  const refuseAll: grpc.ServerInterceptor = (method, call) =>
-    new grpc.ServerInterceptingCall(call, {
-      start: () => {
-        const conn = refused.get(call.getConnectionInfo().remoteAddress ?? "");
-        const decision: AccessDecision = conn?.decision ?? { allowed: false, peer: undefined, reason: "permission denied" };
-        auth.logRefusal(conn?.handle, decision, method.path);
-        call.sendStatus({ code: grpc.status.PERMISSION_DENIED, details: decision.allowed ? "permission denied" : decision.reason });
-      },
-    });
-  const deniedServer = new grpc.Server({ ...SERVER_OPTIONS, interceptors: [refuseAll] });
-  deniedServer.addService(workloadNetworkingDefinition, deniedHandlers());
-  const deniedConnections = deniedServer.createConnectionInjector(insecure);
+  const grpc = createUnaryServer({
+    routes: unaryRoutes(WorkloadNetworking, serviceHandlers(service) as Parameters<typeof unaryRoutes>[1]),
+    maxMessageBytes: READ_MAX_BYTES,
+    admit: (tag, path) => {
+      const conn = tag as ConnectionTag | undefined;
+      if (conn?.decision.allowed === true) return undefined;
+      const decision: AccessDecision = conn?.decision ?? { allowed: false, peer: undefined, reason: "permission denied" };
+      auth.logRefusal(conn?.handle, decision, path);
+      return { code: GrpcCode.PERMISSION_DENIED, message: decision.allowed ? "permission denied" : decision.reason };
+    },
+    toStatus: (route, err, signal) => toStatus(route, err, signal, log),
+    onSessionError: (err) => log.debug({ err: err.message }, "gRPC connection error"),
+  });
 
   let closing: Promise<void> | undefined;
   const grpcSockets = new Set<Socket>();
@@ -108,18 +90,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     }
     grpcSockets.add(socket);
     socket.once("close", () => grpcSockets.delete(socket));
-    const decision = auth.decide(handle);
-    if (decision.allowed) {
-      allowedConnections.injectConnection(socket);
-      return;
-    }
-    // The refusal is made known to the denied server's calls through the
-    // connection's remoteAddress (a unix socket has none of its own).
-    const token = `refused-connection-${++refusedCount}`;
-    Object.defineProperty(socket, "remoteAddress", { value: token, configurable: true });
-    refused.set(token, { handle, decision });
-    socket.once("close", () => refused.delete(token));
-    deniedConnections.injectConnection(socket);
+    const tag: ConnectionTag = { handle, decision: auth.decide(handle) };
+    grpc.inject(socket, tag);
   };
 
   // With a side protocol the listening socket is shared: each connection is
@@ -149,8 +121,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   } catch (err) {
     await new Promise<void>((resolve) => listener.close(() => resolve()));
     await unlink(socketPath).catch(() => undefined);
-    server.forceShutdown();
-    deniedServer.forceShutdown();
+    grpc.destroy();
     throw new Error(`cannot set permissions of socket ${socketPath}: ${errorText(err)}`, {
       cause: err,
     });
@@ -162,8 +133,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       log.info({ socket: socketPath, openConnections: grpcSockets.size + sideSockets.size }, "gRPC server stopping");
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       // GOAWAY to every client: no new calls, running calls continue.
-      server.tryShutdown(() => undefined);
-      deniedServer.tryShutdown(() => undefined);
+      grpc.close();
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         closed.then(() => false),
@@ -177,9 +147,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
           { connections: grpcSockets.size, timeoutMs: shutdownTimeoutMs },
           "calls still running at shutdown deadline; closing their connections",
         );
-        server.forceShutdown();
-        deniedServer.forceShutdown();
-        for (const controller of running) controller.abort();
+        grpc.destroy();
         for (const socket of grpcSockets) socket.destroy();
         for (const socket of sideSockets) socket.destroy();
         await closed;
@@ -200,23 +168,19 @@ function socketHandle(socket: Socket): HandleLike | undefined {
   return (socket as unknown as { _handle?: HandleLike | null })._handle ?? undefined;
 }
 
-interface CallContext {
-  log: Logger;
-  running: Set<AbortController>;
-}
-
-function serviceHandlers(service: WorkloadService, ctx: CallContext): WorkloadNetworkingHandlers {
+/** The service's calls as gRPC handlers, by method (localName). */
+export function serviceHandlers(service: WorkloadService): WorkloadNetworkingHandlers {
   return {
-    attach: unary("Attach", ctx, async (req, signal) => {
+    attach: async (req, signal) => {
       const portMappings = req.portMappings.map((m) => ({ hostPort: m.hostPort, containerPort: m.containerPort, protocol: m.protocol, hostIp: m.hostIp }));
       const out = await service.attach({ workloadId: req.workloadId, netns: toNetns(req.netns), ...(portMappings.length > 0 ? { portMappings } : {}) }, signal);
       return { ip: out.addresses.map(ipToBytes), hostIfName: out.hostIfName, hostMac: out.hostMac, mac: out.podMac };
-    }),
-    detach: unary("Detach", ctx, async (req, signal) => {
+    },
+    detach: async (req, signal) => {
       await service.detach({ workloadId: req.workloadId, netns: toNetns(req.netns) }, signal);
       return {};
-    }),
-    status: unary("Status", ctx, async () => {
+    },
+    status: async () => {
       await service.status();
       const d = service.describe?.();
       if (d === undefined) return {};
@@ -232,12 +196,12 @@ function serviceHandlers(service: WorkloadService, ctx: CallContext): WorkloadNe
         nodeName: d.nodeName ?? "",
         routing: d.routing ?? "",
       };
-    }),
-    check: unary("Check", ctx, async (req) => {
+    },
+    check: async (req) => {
       await service.check({ workloadId: req.workloadId, netns: toNetns(req.netns) });
       return {};
-    }),
-    list: unary("List", ctx, async () => {
+    },
+    list: async () => {
       const all = await service.list();
       return {
         attachments: all.map((a) => ({
@@ -247,90 +211,32 @@ function serviceHandlers(service: WorkloadService, ctx: CallContext): WorkloadNe
           portMappings: (a.portMappings ?? []).map((m) => ({ hostPort: m.hostPort, containerPort: m.containerPort, protocol: m.protocol, hostIp: m.hostIp ?? "" })),
         })),
       };
-    }),
-    gc: unary("GC", ctx, async (req) => ({ removedWorkloadIds: await service.gc(req.keepWorkloadIds) })),
-    nodes: unary("Nodes", ctx, async () => {
+    },
+    gC: async (req) => ({ removedWorkloadIds: await service.gc(req.keepWorkloadIds) }),
+    nodes: async () => {
       if (service.nodes === undefined) throw new ServiceError(StatusCode.Unimplemented, "this daemon has no cluster view");
       const out = await service.nodes();
       return { nodes: out.nodes.map((n) => ({ ...n, message: n.message ?? "" })), problems: out.problems };
-    }),
+    },
   };
-}
-
-/** For the denied server: never reached (its interceptor answers first), and refusing if it were. */
-function deniedHandlers(): grpc.UntypedServiceImplementation {
-  const refuse: grpc.handleUnaryCall<unknown, never> = (_call, callback) =>
-    callback({ code: grpc.status.PERMISSION_DENIED, details: "permission denied" });
-  return Object.fromEntries(Object.keys(workloadNetworkingDefinition).map((name) => [name, refuse]));
 }
 
 function toNetns(netns: NetNSAttachment | undefined): NetnsAttachment | undefined {
   return netns === undefined ? undefined : { netnsPath: netns.netnsPath, ifName: netns.ifName };
 }
 
-/**
- * A unary handler: a malformed request is INVALID_ARGUMENT; otherwise `run`
- * gets the request and a signal that aborts when the client cancels (or its
- * deadline passes), and whatever it throws becomes a gRPC status.
- */
-function unary<Req, Res>(
-  method: string,
-  { log, running }: CallContext,
-  run: (req: Req, signal: AbortSignal) => Promise<Res>,
-): grpc.handleUnaryCall<Req | MalformedRequest, Res> {
-  return (call, callback) => {
-    const req = call.request;
-    if (req instanceof MalformedRequest) {
-      callback({ code: grpc.status.INVALID_ARGUMENT, details: wellFormed(req.message) });
-      return;
-    }
-    const controller = new AbortController();
-    running.add(controller);
-    let finished = false;
-    // grpc-js also says "cancelled" once a call has been answered; only a call still running is aborted.
-    call.on("cancelled", () => {
-      if (!finished) controller.abort();
-    });
-    let result: Promise<Res>;
-    try {
-      result = run(req, controller.signal);
-    } catch (err) {
-      result = Promise.reject(err);
-    }
-    result
-      .then(
-        (res) => {
-          finished = true;
-          running.delete(controller);
-          callback(null, res);
-        },
-        (err: unknown) => {
-          finished = true;
-          running.delete(controller);
-          callback(toStatus(method, err, controller.signal, log));
-        },
-      )
-      .catch((err: unknown) => log.error({ method, err }, "cannot send the answer of a call"));
-  };
-}
-
 /** Turns whatever a call threw into a gRPC status for the client. */
-function toStatus(method: string, err: unknown, signal: AbortSignal, log: Logger): Partial<grpc.StatusObject> {
+export function toStatus(route: UnaryRoute, err: unknown, signal: AbortSignal, log: Logger): GrpcStatus {
   if (err instanceof ServiceError) {
     // Our StatusCode numbers are the gRPC ones.
-    return { code: err.code as number as grpc.status, details: wellFormed(err.message) };
+    return { code: err.code as number, message: err.message };
   }
   if (signal.aborted) {
-    log.debug({ method, err }, "call failed after the client went away");
-    return { code: grpc.status.CANCELLED, details: "call cancelled" };
+    log.debug({ method: route.name, err }, "call failed after the client went away");
+    return { code: GrpcCode.CANCELLED, message: "call cancelled" };
   }
-  log.error({ method, err }, "unexpected error in call");
-  return { code: grpc.status.INTERNAL, details: `internal error in ${method}; see the daemon's log` };
-}
-
-/** grpc-js percent-encodes messages with encodeURI, which throws on a lone surrogate. */
-function wellFormed(text: string): string {
-  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+  log.error({ method: route.name, err }, "unexpected error in call");
+  return { code: GrpcCode.INTERNAL, message: `internal error in ${route.name}; see the daemon's log` };
 }
 
 /**

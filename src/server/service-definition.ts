@@ -1,98 +1,40 @@
-// The WorkloadNetworking service for @grpc/grpc-js, built from the generated
-// protobuf-es schemas (src/gen/workload_pb.ts): paths, and binary
-// (de)serialisers for each method's messages.
-//
-// requestDeserialize never throws: grpc-js would answer a throw with INTERNAL
-// "Error deserializing request", but a body that is not a valid message is the
-// client's fault (SPEC §5). It returns a MalformedRequest instead, which the
-// handler answers with INVALID_ARGUMENT.
+// The routes of a gRPC service for unary-http2.ts, built from its generated
+// protobuf-es descriptor (src/gen/workload_pb.ts): one per unary method that
+// has a handler, at "/<package.Service>/<Method>", with binary (de)serialisers
+// of its messages. Nothing here names a method: a method added to the proto
+// is served as soon as the handlers object has an entry for it (by its
+// localName, e.g. "attach"); one without a handler is UNIMPLEMENTED.
 
-import type * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import {
-  AttachRequestSchema,
-  AttachResponseSchema,
-  CheckRequestSchema,
-  CheckResponseSchema,
-  DetachRequestSchema,
-  DetachResponseSchema,
-  GCRequestSchema,
-  GCResponseSchema,
-  ListRequestSchema,
-  ListResponseSchema,
-  NodesRequestSchema,
-  NodesResponseSchema,
-  StatusRequestSchema,
-  StatusResponseSchema,
-  WorkloadNetworking,
-} from "../gen/workload_pb.js";
+import { create, fromBinary, toBinary, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import type { UnaryRoute } from "./unary-http2.js";
+import { WorkloadNetworking } from "../gen/workload_pb.js";
 
 /** "metropolis.node.core.network.workloads.WorkloadNetworking" */
 export const SERVICE_NAME = WorkloadNetworking.typeName;
 
-/** What requestDeserialize returns for a body that is not a valid request message. */
-export class MalformedRequest {
-  /** "malformed request message: <why>", for the client. */
-  readonly message: string;
-  constructor(reason: string) {
-    this.message = `malformed request message: ${reason}`;
-  }
-}
+/** A unary handler: the decoded request, a signal for the caller going away; resolves with anything create() accepts. */
+export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (request: MessageShape<I>, signal: AbortSignal) => Promise<MessageInitShape<O>>;
 
-/** A request as the handler gets it: the decoded message, or why it could not be decoded. */
-export type Incoming<S extends DescMessage> = MessageShape<S> | MalformedRequest;
-/** A response as the handler gives it: anything create() accepts. */
-export type Outgoing<S extends DescMessage> = MessageInitShape<S>;
-
-type Unary<I extends DescMessage, O extends DescMessage> = grpc.handleUnaryCall<Incoming<I>, Outgoing<O>>;
-
-export interface WorkloadNetworkingHandlers extends grpc.UntypedServiceImplementation {
-  attach: Unary<typeof AttachRequestSchema, typeof AttachResponseSchema>;
-  detach: Unary<typeof DetachRequestSchema, typeof DetachResponseSchema>;
-  status: Unary<typeof StatusRequestSchema, typeof StatusResponseSchema>;
-  check: Unary<typeof CheckRequestSchema, typeof CheckResponseSchema>;
-  list: Unary<typeof ListRequestSchema, typeof ListResponseSchema>;
-  gc: Unary<typeof GCRequestSchema, typeof GCResponseSchema>;
-  nodes: Unary<typeof NodesRequestSchema, typeof NodesResponseSchema>;
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function unary<I extends DescMessage, O extends DescMessage>(
-  name: string,
-  input: I,
-  output: O,
-): grpc.MethodDefinition<Incoming<I>, Outgoing<O>> {
-  return {
-    path: `/${SERVICE_NAME}/${name}`,
-    originalName: name,
-    requestStream: false,
-    responseStream: false,
-    // The client side (unused by the server; grpc-js's type asks for it).
-    requestSerialize: (req) => {
-      if (req instanceof MalformedRequest) throw new TypeError(req.message);
-      return asBuffer(toBinary(input, req));
-    },
-    requestDeserialize: (bytes) => {
-      try {
-        return fromBinary(input, bytes);
-      } catch (err) {
-        return new MalformedRequest(err instanceof Error ? err.message : String(err));
-      }
-    },
-    responseSerialize: (res) => asBuffer(toBinary(output, create(output, res))),
-    responseDeserialize: (bytes) => fromBinary(output, bytes) as Outgoing<O>,
-  };
-}
-
-export const workloadNetworkingDefinition: grpc.ServiceDefinition<WorkloadNetworkingHandlers> = {
-  attach: unary("Attach", AttachRequestSchema, AttachResponseSchema),
-  detach: unary("Detach", DetachRequestSchema, DetachResponseSchema),
-  status: unary("Status", StatusRequestSchema, StatusResponseSchema),
-  check: unary("Check", CheckRequestSchema, CheckResponseSchema),
-  list: unary("List", ListRequestSchema, ListResponseSchema),
-  gc: unary("GC", GCRequestSchema, GCResponseSchema),
-  nodes: unary("Nodes", NodesRequestSchema, NodesResponseSchema),
+/** Handlers for the methods of a generated service, by localName; all optional. */
+export type ServiceHandlers<S extends { method: Record<string, { input: DescMessage; output: DescMessage }> }> = {
+  [K in keyof S["method"]]?: UnaryHandler<S["method"][K]["input"], S["method"][K]["output"]>;
 };
+
+export type WorkloadNetworkingHandlers = ServiceHandlers<typeof WorkloadNetworking>;
+
+/** Routes by path for every unary method of `service` that `handlers` has. */
+export function unaryRoutes(service: DescService, handlers: Record<string, UnaryHandler<DescMessage, DescMessage> | undefined>): Map<string, UnaryRoute> {
+  const routes = new Map<string, UnaryRoute>();
+  for (const method of service.methods) {
+    const handle = handlers[method.localName];
+    if (method.methodKind !== "unary" || handle === undefined) continue;
+    const { input, output } = method;
+    routes.set(`/${service.typeName}/${method.name}`, {
+      name: method.name,
+      decode: (bytes) => fromBinary(input, bytes),
+      encode: (response) => toBinary(output, create(output, response as MessageInitShape<DescMessage>)),
+      handle: handle as UnaryRoute["handle"],
+    });
+  }
+  return routes;
+}

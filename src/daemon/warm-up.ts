@@ -1,0 +1,221 @@
+// Warm-up before serving: a freshly started Node.js runs every function in
+// V8's interpreter until it has been called enough to be compiled, so the
+// first calls of a new daemon cost several times what later ones do
+// (docs/performance-cold.md). Before the daemon listens, it makes `rounds`
+// real Attaches, a Status and the Detaches, through the same code as a
+// client's calls: a gRPC connection over a unix socket of its own (in a fresh
+// 0700 directory), the protocol sniffing, the HTTP/2 server, protobuf, the
+// handlers, the service with its validation, locks, IPAM and log lines, the
+// netlink codec and the kernel: in network namespaces made for it and
+// dropped after (a "host" one and one per workload), so nothing of the
+// machine's is touched and nothing is left behind. Its cost counts in the
+// time to ready (but the kernel's deletes, which only wait, finish after);
+// it is logged. Failures only cost the warm-up (logged), never the start.
+
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { closeSync } from "node:fs";
+import { setImmediate as nextLoopTurn } from "node:timers/promises";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import { pino, type Logger } from "pino";
+import { AttachRequestSchema, AttachResponseSchema, DetachRequestSchema, DetachResponseSchema, StatusRequestSchema, StatusResponseSchema, WorkloadNetworking } from "../gen/workload_pb.js";
+import { Ipam } from "../ipam/allocator.js";
+import { parsePrefix } from "../ipam/prefix.js";
+import { StaticClusterSource } from "../cluster/static-source.js";
+import { ClusterWiring } from "./cluster-wiring.js";
+import { Handle } from "../netlink/handle.js";
+import { native } from "../netlink/native.js";
+import { ActiveCalls } from "../service/active-calls.js";
+import { LinkReaper, retiringGroup } from "../service/reaper.js";
+import { AttachmentRegistry } from "../service/registry.js";
+import { WorkloadNetworkingService } from "../service/workload-service.js";
+import { serviceHandlers, toStatus } from "../server/grpc-server.js";
+import { createSniffingServer } from "../server/protocol-sniff.js";
+import { unaryRoutes } from "../server/service-definition.js";
+import { createUnaryServer, GrpcCode } from "../server/unary-http2.js";
+
+export interface WarmUpOptions {
+  /** Attaches (each into a namespace of its own), then as many Detaches. */
+  rounds: number;
+  mtu: number;
+  linkGroup: number;
+  vethQueues: number;
+  /** The daemon's logger: the warm-up's own calls log at its level, to nowhere. */
+  log: Logger;
+}
+
+export interface WarmUpReport {
+  rounds: number;
+  ms: number;
+  cpuMs: number;
+  /** Of ms: making the namespaces (the kernel's work, on this thread). */
+  namespacesMs: number;
+}
+
+/** Addresses inside the throwaway namespaces only. */
+const WARM_PREFIXES = { v4: parsePrefix("10.255.0.0/24"), v6: parsePrefix("fd00:ffff::/64") };
+const MAX_ROUNDS = 250;
+
+export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport | undefined> {
+  const started = performance.now();
+  const cpu0 = process.cpuUsage();
+  const rounds = Math.min(opts.rounds, MAX_ROUNDS);
+  const cleanups: (() => Promise<void> | void)[] = [];
+  try {
+    let namespacesMs = 0;
+    const newNetns = (): number => {
+      const t = performance.now();
+      const fd = native.newNetns();
+      namespacesMs += performance.now() - t;
+      return fd;
+    };
+    const hostFd = newNetns();
+    cleanups.push(() => closeSync(hostFd));
+    const active = new ActiveCalls();
+    const host = Handle.inNamespace(hostFd, "warm-up namespace", { maxSockets: 8, inline: () => active.count <= 1 });
+    cleanups.push(() => host.close());
+    // The same level as the daemon's log, so the same logging code runs.
+    const sink = pino({ level: opts.log.level, base: { service: "workloadnetd" } }, pino.destination({ dest: "/dev/null", sync: true }));
+    const ipam = new Ipam();
+    // The daemon's own wiring of a static source: it gives the IPAM its prefixes.
+    const source = new StaticClusterSource(WARM_PREFIXES);
+    await source.start();
+    const cluster = new ClusterWiring({ source, ipam, log: sink, routing: "none" });
+    await cluster.start();
+    cleanups.push(() => cluster.close());
+    const reaper = new LinkReaper(host, retiringGroup(opts.linkGroup), sink, { maxRounds: 4 });
+    cleanups.push(() => reaper.flush());
+    const service = new WorkloadNetworkingService({
+      host,
+      ipam,
+      registry: new AttachmentRegistry(),
+      cluster,
+      mtu: opts.mtu,
+      linkGroup: opts.linkGroup,
+      vethQueues: opts.vethQueues,
+      log: sink,
+      reaper,
+      deferred: false,
+      activeCalls: active,
+    });
+
+    // A server like the daemon's, on a socket only this process can reach.
+    const dir = await mkdtemp(join(tmpdir(), "workloadnetd-warm-up-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const token = {};
+    const grpc = createUnaryServer({
+      routes: unaryRoutes(WorkloadNetworking, serviceHandlers(service) as Parameters<typeof unaryRoutes>[1]),
+      maxMessageBytes: 1 << 20,
+      admit: (tag) => (tag === token ? undefined : { code: GrpcCode.PERMISSION_DENIED, message: "permission denied" }),
+      toStatus: (route, err, signal) => toStatus(route, err, signal, sink),
+    });
+    cleanups.push(() => grpc.destroy());
+    let accepted = 0;
+    const listener = createSniffingServer({
+      magic: Buffer.from("\0never\0"),
+      onMagic: (socket) => socket.destroy(),
+      // Only the one connection this process makes.
+      onOther: (socket) => (accepted++ === 0 ? grpc.inject(socket, token) : socket.destroy()),
+    });
+    const socketPath = join(dir, "warm-up.sock");
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen(socketPath, () => resolve());
+    });
+    cleanups.push(() => new Promise<void>((resolve) => listener.close(() => resolve())));
+    const session = http2.connect("http://localhost", { createConnection: () => net.connect(socketPath) });
+    session.on("error", () => undefined);
+    cleanups.push(() => void session.destroy());
+    const call = unaryCaller(session);
+
+    await call("Status", StatusRequestSchema, StatusResponseSchema, {});
+    const pods: number[] = [];
+    cleanups.push(() => pods.forEach((fd) => closeSync(fd)));
+    for (let i = 0; i < rounds; i++) {
+      pods.push(newNetns());
+      const req = { workloadId: `warm-up-${i}`, netns: { netnsPath: `/proc/self/fd/${pods[i]}`, ifName: "eth0" } };
+      await call("Attach", AttachRequestSchema, AttachResponseSchema, req);
+    }
+    // The Detaches together, as the kernel deletes links fastest in rounds of
+    // many. Their JavaScript runs now, up to the kernel's deletes; those take
+    // ~20 ms each of waiting, in the kernel, not on a CPU: the daemon does not
+    // wait for them to serve, and the warm-up's namespaces, sockets and
+    // connection are let go once they are done (logged then).
+    const detachStarted = performance.now();
+    const detached = Promise.all(pods.map((_, i) => call("Detach", DetachRequestSchema, DetachResponseSchema, { workloadId: `warm-up-${i}` })));
+    await nextLoopTurn();
+    const cpu = process.cpuUsage(cpu0);
+    const report = {
+      rounds,
+      ms: Math.round(performance.now() - started),
+      cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+      namespacesMs: Math.round(namespacesMs),
+    };
+    opts.log.info({ warmUp: report }, "warmed up: attached and detached in throwaway namespaces");
+    const finishing = cleanups.splice(0);
+    void detached.then(
+      () => runAll(finishing).then(() => opts.log.debug({ detachMs: Math.round(performance.now() - detachStarted) }, "warm-up namespaces released")),
+      (err: unknown) => {
+        opts.log.warn({ err: (err as Error).message }, "warm-up: a Detach failed; its namespaces are released anyway");
+        return runAll(finishing);
+      },
+    );
+    return report;
+  } catch (err) {
+    opts.log.warn({ err: (err as Error).message }, "warm-up failed; serving anyway, the first calls will be slower");
+    return undefined;
+  } finally {
+    await runAll(cleanups);
+  }
+}
+
+/** Runs cleanups newest first, each whatever the others did. */
+async function runAll(cleanups: (() => Promise<void> | void)[]): Promise<void> {
+  for (const c of cleanups.reverse()) {
+    try {
+      await c();
+    } catch {
+      // best effort
+    }
+  }
+}
+
+type Call = <I extends DescMessage, O extends DescMessage>(method: string, input: I, output: O, req: MessageInitShape<I>) => Promise<unknown>;
+
+/** A unary gRPC caller on one HTTP/2 session (as bench/lean-grpc-client.ts); rejects on any status but OK. */
+function unaryCaller(session: http2.ClientHttp2Session): Call {
+  const prefix = `/${WorkloadNetworking.typeName}/`;
+  return (method, input, output, req) => {
+    const body = toBinary(input, create(input, req));
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt32BE(body.length, 1);
+    frame.set(body, 5);
+    return new Promise((resolve, reject) => {
+      const stream = session.request({ ":method": "POST", ":path": prefix + method, "content-type": "application/grpc", te: "trailers" });
+      const chunks: Buffer[] = [];
+      let status: string | undefined;
+      let message = "";
+      const take = (h: http2.IncomingHttpHeaders): void => {
+        if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
+        if (h["grpc-message"] !== undefined) message = decodeURIComponent(String(h["grpc-message"]));
+      };
+      stream.on("response", take);
+      stream.on("trailers", take);
+      stream.on("data", (d: Buffer) => chunks.push(d));
+      stream.on("error", reject);
+      stream.on("close", () => {
+        if (status !== "0") return reject(new Error(`warm-up ${method}: status ${status ?? "none"}: ${message}`));
+        const data = Buffer.concat(chunks);
+        try {
+          resolve(fromBinary(output, data.subarray(5)));
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+      stream.end(frame);
+    });
+  };
+}

@@ -1,0 +1,73 @@
+// The warm-up before serving (src/daemon/warm-up.ts): real Attaches and
+// Detaches in throwaway namespaces, then nothing of them left anywhere: not
+// in the daemon's namespace, not in its file descriptors, not on disk; and
+// the daemon serves its first real workload as usual. Runs in the sandbox.
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { DaemonHarness, DEFAULT_ARGS, ipFromBytes, linkNames, sleep } from "./daemon-harness.js";
+import { assertSandbox } from "./sandbox.js";
+
+assertSandbox();
+
+/** Network namespaces the process holds open as file descriptors, besides its own. */
+function otherNetnsFds(pid: number): string[] {
+  const own = readlinkSync(`/proc/${pid}/ns/net`);
+  return readdirSync(`/proc/${pid}/fd`)
+    .map((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return "";
+      }
+    })
+    .filter((target) => target.startsWith("net:[") && target !== own);
+}
+
+const warmDirs = (): string[] => readdirSync(tmpdir()).filter((f) => f.startsWith("workloadnetd-warm-up-"));
+
+describe("warm-up before serving", () => {
+  const daemons: DaemonHarness[] = [];
+  after(async () => {
+    for (const d of daemons) await d.cleanup();
+  });
+
+  it("attaches and detaches in throwaway namespaces, leaves nothing, and then serves", async () => {
+    const dirsBefore = warmDirs();
+    const d = await DaemonHarness.start({ args: [...DEFAULT_ARGS, "--warm-up", "6"] });
+    daemons.push(d);
+    const line = await d.waitForLog((l) => l.msg.startsWith("warmed up"));
+    const report = line.warmUp as { rounds: number; ms: number; cpuMs: number };
+    assert.equal(report.rounds, 6);
+    assert.ok(report.ms > 0 && report.cpuMs >= 0);
+    // It ran before the daemon said it was ready.
+    const order = d.logs.map((l) => l.msg);
+    assert.ok(order.indexOf(line.msg) < order.indexOf("workloadnetd ready"), order.join(" | "));
+    // The warm-up's own calls do not appear as the daemon's calls.
+    assert.deepEqual(d.logs.filter((l) => typeof l.workloadId === "string" && l.workloadId.startsWith("warm-up-")), []);
+
+    // Nothing of it in the daemon's namespace; its namespaces and temp directory
+    // are let go once the kernel has deleted its links (after ready: that only waits).
+    assert.deepEqual(linkNames(d.hostNs), ["lo"]);
+    assert.deepEqual(d.hostStaticRoutes(), []);
+    for (let i = 0; i < 100 && (otherNetnsFds(d.pid!).length > 0 || warmDirs().length > dirsBefore.length); i++) await sleep(50);
+    assert.deepEqual(otherNetnsFds(d.pid!), []);
+    assert.deepEqual(warmDirs(), dirsBefore);
+
+    // The first real workload gets the first address, as without a warm-up.
+    const pod = d.pod();
+    const res = await d.client.attach({ workloadId: "first", netns: { netnsPath: pod.path, ifName: "eth0" } });
+    assert.deepEqual(res.ip.map(ipFromBytes), ["10.88.0.2", "fd00:88::2"]);
+    assert.deepEqual(linkNames(pod.name).sort(), ["eth0", "lo"]);
+    await d.client.detach({ workloadId: "first" });
+    assert.deepEqual(d.hostLinks(8), []);
+  });
+
+  it("--warm-up 0 skips it", async () => {
+    const d = await DaemonHarness.start({ args: [...DEFAULT_ARGS, "--warm-up", "0"] });
+    daemons.push(d);
+    await d.client.status({});
+    assert.equal(d.logs.some((l) => l.msg.startsWith("warmed up")), false);
+  });
+});
