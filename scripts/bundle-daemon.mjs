@@ -27,6 +27,10 @@ await build({
   // daemon imports it lazily): left out, as a package the bundle imports at
   // run time, rather than a file V8 scans at every start.
   external: ["@kubernetes/client-node"],
+  // node:assert as the libraries use it, without its ~10 ms of loading
+  // (scripts/bundle-shims/assert.cjs). An alias is resolved from the
+  // working directory, hence the absolute path.
+  alias: { assert: fileURLToPath(new URL("./bundle-shims/assert.cjs", import.meta.url)) },
   legalComments: "none",
   logLevel: "warning",
 });
