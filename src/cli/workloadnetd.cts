@@ -9,18 +9,22 @@
 // Start-up (docs/performance-cold.md): the daemon is loaded from one bundled
 // file when the build made one (workloadnetd-bundle.cjs, see
 // scripts/bundle-daemon.mjs), else from its modules; and V8's compiled code
-// is cached on disk between starts (Node's compile cache), in a directory
-// beside the code, so only whoever may change the code may change the cache.
+// is cached on disk between starts, in a directory beside the code, so only
+// whoever may change the code may change the cache: the bundle's by
+// load-bundle.cts (with what the warm-up compiled), the modules' by Node's
+// compile cache.
 import { existsSync } from "node:fs";
 import { enableCompileCache } from "node:module";
 import { join } from "node:path";
 import { POOL_THREADS } from "../daemon/kernel-waits.cjs";
+import { loadBundle } from "./load-bundle.cjs";
 
 process.env.UV_THREADPOOL_SIZE ??= String(POOL_THREADS);
 // A directory that cannot be made or written just means no cache; Node's
 // NODE_DISABLE_COMPILE_CACHE=1 turns it off.
-enableCompileCache(join(__dirname, "..", "..", ".compile-cache"));
+const cacheDir = join(__dirname, "..", "..", ".compile-cache");
+enableCompileCache(cacheDir);
 // WORKLOADNET_BUNDLE=off: the modules instead (for comparing the two).
 const bundle = join(__dirname, "workloadnetd-bundle.cjs");
-if (existsSync(bundle) && process.env.WORKLOADNET_BUNDLE !== "off") require(bundle);
+if (existsSync(bundle) && process.env.WORKLOADNET_BUNDLE !== "off") loadBundle(bundle, cacheDir);
 else void import("./workloadnetd-main.js");

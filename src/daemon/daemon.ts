@@ -186,6 +186,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       cleanups.push(source.onChange(() => (ipam.ready() ? conflist.write() : undefined)));
     }
     log.info({ socket: opts.socketPath, readyMs: Math.round(performance.now() - started), attached: registry.size }, "workloadnetd ready");
+    // The bin's hook (cli/load-bundle.cts): V8's code cache, made now that the warm-up compiled the hot path.
+    (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for("workloadnet.ready")]?.();
 
     let closing: Promise<void> | undefined;
     return {
