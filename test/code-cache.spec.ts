@@ -46,5 +46,16 @@ describe("the bundled daemon's code cache", () => {
     await sleep(500);
     // Accepted by V8: a refused cache would have been written again.
     assert.equal(statSync(cacheFile).mtimeMs, written.mtimeMs);
+    await d.stop({ expectCleanExit: true });
+
+    // A cache made from another bundle (its digest differs) is not used:
+    // V8 itself would check only the source's length.
+    const good = readFileSync(cacheFile);
+    const other = Buffer.from(good);
+    other[0] = other[0]! ^ 0xff;
+    writeFileSync(cacheFile, other);
+    await d.restart();
+    await d.client.status({});
+    await waitFor(() => readFileSync(cacheFile)[0] === good[0], "the cache of another bundle to be replaced");
   });
 });
