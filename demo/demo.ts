@@ -2,9 +2,11 @@
 // Starts workloadnetd in a private host namespace with the default prefixes,
 // attaches three workloads in three pod namespaces, shows their addresses,
 // pings between them and to the first hop over IPv4 and IPv6, detaches them,
-// shows that nothing is left, and stops the daemon. Exits 1 if any step failed.
+// shows that nothing is left, and stops the daemon. Then a cluster of three
+// nodes (cluster-demo.ts). Exits 1 if any step failed.
 import { DaemonHarness, ipFromBytes } from "../test/daemon-harness.js";
 import { ping, type PodNamespace } from "../test/sandbox.js";
+import { clusterDemo } from "./cluster-demo.js";
 
 const PREFIXES = { ipv4: "10.88.0.0/24", ipv6: "fd00:88::/64" };
 const IF_NAME = "eth0";
@@ -84,6 +86,12 @@ async function main(): Promise<void> {
     console.error(`\ndemo step failed: ${(err as Error).message}`);
   } finally {
     await d.cleanup();
+  }
+  try {
+    failures += await clusterDemo(table);
+  } catch (err) {
+    failures++;
+    console.error(`\ncluster demo step failed: ${(err as Error).message}`);
   }
   console.log(failures === 0 ? "\ndemo OK" : `\ndemo FAILED (${failures} step(s))`);
   process.exitCode = failures === 0 ? 0 : 1;

@@ -73,7 +73,7 @@ describe("CNI install by the daemon", () => {
     writeFileAtomic(PREFIXES, JSON.stringify({ ipv4: "10.88.0.0/24", ipv6: "fd00:88::/64" }));
     assert.ok(await waitForFile(CONFLIST), "the conflist appears");
     const conflist = JSON.parse(readFileSync(CONFLIST, "utf8")) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
-    assert.deepEqual(conflist, { cniVersion: "1.0.0", name: "workloadnet", plugins: [{ type: "workloadnet-cni", socket: d!.socketPath }] });
+    assert.deepEqual(conflist, { cniVersion: "1.0.0", name: "workloadnet", plugins: [{ type: "workloadnet-cni", socket: d!.socketPath, capabilities: { portMappings: true } }] });
     assert.equal(statSync(CONFLIST).mode & 0o777, 0o644);
     assert.deepEqual(noTempFiles(CONF), []);
 

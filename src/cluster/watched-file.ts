@@ -11,6 +11,7 @@
 import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
+import { Listeners } from "./listeners.js";
 
 export interface WatchedFileOptions<T> {
   /** What the file is, for messages: "prefix file" gives "prefix file /etc/x.json: invalid JSON: …". */
@@ -39,8 +40,8 @@ export class WatchedFile<T> {
   private value: T | undefined;
   private error: string | undefined;
   private goodReadAt: Date | undefined;
-  private readonly changeListeners = new Set<(value: T) => void>();
-  private readonly errorListeners = new Set<(m: string) => void>();
+  private readonly changeListeners = new Listeners<T>();
+  private readonly errorListeners = new Listeners<string>();
 
   private watcher: FSWatcher | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
@@ -86,13 +87,11 @@ export class WatchedFile<T> {
   }
 
   onChange(listener: (value: T) => void): () => void {
-    this.changeListeners.add(listener);
-    return () => this.changeListeners.delete(listener);
+    return this.changeListeners.add(listener);
   }
 
   onError(listener: (message: string) => void): () => void {
-    this.errorListeners.add(listener);
-    return () => this.errorListeners.delete(listener);
+    return this.errorListeners.add(listener);
   }
 
   close(): void {
@@ -198,14 +197,8 @@ export class WatchedFile<T> {
     this.goodReadAt = new Date();
     if (this.value !== undefined && this.options.equal(this.value, next)) return;
     this.value = next;
-    for (const listener of [...this.changeListeners]) {
-      try {
-        listener(next);
-      } catch (err) {
-        // A listener's bug is not the file's fault: report it, but keep lastError clean.
-        this.notifyError(`${this.options.label} ${this.path}: change listener failed: ${(err as Error).message}`);
-      }
-    }
+    // A listener's bug is not the file's fault: report it, but keep lastError clean.
+    this.changeListeners.emit(next, (err) => this.notifyError(`${this.options.label} ${this.path}: change listener failed: ${err.message}`));
   }
 
   private fail(problem: string): void {
@@ -218,13 +211,8 @@ export class WatchedFile<T> {
   }
 
   private notifyError(message: string): void {
-    for (const listener of [...this.errorListeners]) {
-      try {
-        listener(message);
-      } catch {
-        // Nothing sensible to do if the logger itself fails.
-      }
-    }
+    // Nothing sensible to do if the logger itself fails.
+    this.errorListeners.emit(message);
   }
 }
 

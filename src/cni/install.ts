@@ -45,7 +45,8 @@ export function conflistText(socketPath: string): string {
   const conf = {
     cniVersion: CONFLIST_CNI_VERSION,
     name: NETWORK_NAME,
-    plugins: [{ type: PLUGIN_NAME, socket: socketPath }],
+    // portMappings: the runtime then passes hostPort / podman -p mappings, which the daemon publishes.
+    plugins: [{ type: PLUGIN_NAME, socket: socketPath, capabilities: { portMappings: true } }],
   };
   return `${JSON.stringify(conf, null, 2)}\n`;
 }

@@ -20,6 +20,7 @@
 
 import type * as K8s from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { Listeners } from "../listeners.js";
 import type { ClusterSource } from "../source.js";
 import { buildView, type ClusterView, emptyView, viewsEqual } from "../view.js";
 import { describeApiError, httpStatusOf, isTimeout } from "./api-errors.js";
@@ -122,8 +123,8 @@ export class KubernetesSource implements ClusterSource {
   private error: string | undefined;
   private syncedAt: Date | undefined;
   private readonly counts = { errors: 0, events: 0, lists: 0, watches: 0 };
-  private readonly changeListeners = new Set<(v: ClusterView) => void>();
-  private readonly errorListeners = new Set<(m: string) => void>();
+  private readonly changeListeners = new Listeners<ClusterView>();
+  private readonly errorListeners = new Listeners<string>();
   private rebuildTimer: NodeJS.Timeout | undefined;
   private started: Promise<void> | undefined;
   private stopWatch: (() => void) | undefined;
@@ -215,13 +216,11 @@ export class KubernetesSource implements ClusterSource {
   }
 
   onChange(listener: (view: ClusterView) => void): () => void {
-    this.changeListeners.add(listener);
-    return () => this.changeListeners.delete(listener);
+    return this.changeListeners.add(listener);
   }
 
   onError(listener: (message: string) => void): () => void {
-    this.errorListeners.add(listener);
-    return () => this.errorListeners.delete(listener);
+    return this.errorListeners.add(listener);
   }
 
   close(): void {
@@ -397,13 +396,7 @@ export class KubernetesSource implements ClusterSource {
     const before = new Set(this.view.problems);
     for (const p of next.problems) if (!before.has(p)) this.log.warn({ problem: p }, "kubernetes source: bad node data");
     this.view = next;
-    for (const l of [...this.changeListeners]) {
-      try {
-        l(next);
-      } catch (err) {
-        this.log.error({ err: (err as Error).message }, "cluster view listener failed");
-      }
-    }
+    this.changeListeners.emit(next, (err) => this.log.error({ err: err.message }, "cluster view listener failed"));
   }
 
   private fail(err: unknown): void {
@@ -413,13 +406,8 @@ export class KubernetesSource implements ClusterSource {
     if (message === this.error) return;
     this.error = message;
     this.log.warn({ err: message }, "kubernetes source error; keeping the last view");
-    for (const l of [...this.errorListeners]) {
-      try {
-        l(message);
-      } catch {
-        // A listener's failure is its own.
-      }
-    }
+    // A listener's failure is its own.
+    this.errorListeners.emit(message);
   }
 
   private sleep(ms: number): Promise<void> {
