@@ -237,16 +237,21 @@ async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions,
     r.attachInP50 = quantile(attachesInDaemon(log).slice(0, opts.n), 0.5);
     if (opts.idleSeconds > 0) {
       progress(`  idle ${opts.idleSeconds} s`);
-      await new Promise((res2) => setTimeout(res2, opts.idleSeconds * 1000));
-      const again = parseBench(await refcli(bin, ["bench", String(opts.n), `/run/netns/${podPrefix}`]));
-      r.idleAttachP50 = again.attachP50;
-      r.idleDetachP50 = again.detachP50;
+      await benchAfterIdle(bin, opts, podPrefix, r);
     }
   } finally {
     await stop(s);
     removeNamespaces([ns]);
   }
   return r;
+}
+
+/** Sits idle for opts.idleSeconds, then runs refcli's bench again into r's idle figures. */
+async function benchAfterIdle(bin: string, opts: ColdOptions, podPrefix: string, r: Round): Promise<void> {
+  await new Promise((res) => setTimeout(res, opts.idleSeconds * 1000));
+  const again = parseBench(await refcli(bin, ["bench", String(opts.n), `/run/netns/${podPrefix}`]));
+  r.idleAttachP50 = again.attachP50;
+  r.idleDetachP50 = again.detachP50;
 }
 
 async function roundReference(bin: string, opts: ColdOptions, podPrefix: string, tmp: string): Promise<Round> {
@@ -260,12 +265,7 @@ async function roundReference(bin: string, opts: ColdOptions, podPrefix: string,
     const cpu0 = processCpuMs(s.child.pid!);
     Object.assign(r, await benchOnce(bin, opts.n, podPrefix));
     r.cpuPerAttachMs = (processCpuMs(s.child.pid!) - cpu0) / opts.n;
-    if (opts.idleSeconds > 0) {
-      await new Promise((res) => setTimeout(res, opts.idleSeconds * 1000));
-      const again = parseBench(await refcli(bin, ["bench", String(opts.n), `/run/netns/${podPrefix}`]));
-      r.idleAttachP50 = again.attachP50;
-      r.idleDetachP50 = again.detachP50;
-    }
+    if (opts.idleSeconds > 0) await benchAfterIdle(bin, opts, podPrefix, r);
   } finally {
     await stop(s);
     removeNamespaces([ns]);
