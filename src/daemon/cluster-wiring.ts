@@ -11,6 +11,7 @@
 import type { Logger } from "pino";
 import type { Ipam } from "../ipam/allocator.js";
 import { formatPrefixes, prefixesEqual, type Prefixes } from "../ipam/prefix.js";
+import { Listeners } from "../cluster/listeners.js";
 import { ReconcileLoop } from "../cluster/reconcile-loop.js";
 import type { ClusterSource } from "../cluster/source.js";
 import type { ClusterView } from "../cluster/view.js";
@@ -60,6 +61,7 @@ export class ClusterWiring implements ClusterFacts {
   private routeStates = new Map<string, NodeRouteState>();
   private applied: Prefixes | undefined;
   private readonly unsubscribe: (() => void)[] = [];
+  private readonly appliedListeners = new Listeners<ClusterView>();
 
   constructor(private readonly opts: ClusterWiringOptions) {
     this.kind = opts.source.kind;
@@ -100,9 +102,19 @@ export class ClusterWiring implements ClusterFacts {
     await this.loop?.trigger();
   }
 
+  /**
+   * Called with each view the source reports, after the IPAM has taken its
+   * prefixes (so a listener reads the IPAM as the view left it: the
+   * masquerade sets, the CNI conflist). Returns an unsubscribe.
+   */
+  onApplied(listener: (view: ClusterView) => void): () => void {
+    return this.appliedListeners.add(listener);
+  }
+
   /** Stops following; leaves every route in place. */
   async close(): Promise<void> {
     for (const u of this.unsubscribe.splice(0)) u();
+    this.appliedListeners.clear();
     await this.loop?.close();
   }
 
@@ -153,6 +165,11 @@ export class ClusterWiring implements ClusterFacts {
   }
 
   private apply(view: ClusterView): void {
+    this.applyToIpam(view);
+    this.appliedListeners.emit(view, (err) => this.opts.log.error({ err: err.message }, "cluster view follower failed"));
+  }
+
+  private applyToIpam(view: ClusterView): void {
     const { ipam, log } = this.opts;
     for (const p of view.problems) log.warn({ problem: p }, "cluster view: skipped");
     // No prefixes (yet, or no longer): keep what the IPAM has; nothing is withdrawn.

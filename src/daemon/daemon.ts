@@ -134,11 +134,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     if (opts.mtu === undefined) settings.mtu = await podMtu(host, source.current(), routes === undefined ? "direct" : mode);
     await cluster.start();
     log.info({ mtu: settings.mtu, fromFlag: opts.mtu !== undefined }, "pod MTU");
-    // The masquerade sets follow the view (after the wiring has given the IPAM its prefixes).
+    // The masquerade sets follow the view, as the wiring applies it (after the IPAM's prefixes).
     const followView = (view: ClusterView): Promise<void> => followViewInNftables(nftables, view, ipam, registry, egress, log);
     await followView(source.current());
-    const stopFollowing = source.onChange((view) => void followView(view));
-    cleanups.push(stopFollowing);
+    cleanups.push(cluster.onApplied((view) => void followView(view)));
 
     const service = new WorkloadNetworkingService({
       host,
@@ -179,11 +178,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     cleanups.push(() => server.close());
     if (installer) {
-      // After the wiring's own listener (subscribed in cluster.start()), which gives the IPAM its prefixes.
       const conflist = new ConflistWriter(installer, log);
       cleanups.push(() => conflist.close());
       if (ipam.ready()) conflist.write();
-      cleanups.push(source.onChange(() => (ipam.ready() ? conflist.write() : undefined)));
+      cleanups.push(cluster.onApplied(() => (ipam.ready() ? conflist.write() : undefined)));
     }
     log.info({ socket: opts.socketPath, readyMs: Math.round(performance.now() - started), attached: registry.size }, "workloadnetd ready");
     // The bin's hook (cli/load-bundle.cts): V8's code cache, made now that the warm-up compiled the hot path.

@@ -13,14 +13,19 @@ function describe(r: RouteSpec): string {
   return `${dst}${r.gateway ? ` via ${r.gateway}` : ""}${r.oif ? ` dev index ${r.oif}` : ""}${r.src ? ` src ${r.src}` : ""}${r.protocol !== undefined ? ` proto ${r.protocol}` : ""}${onlink ? " onlink" : ""}`;
 }
 
-/** `ip route add DST/LEN [via GW] [dev INDEX] [src SRC] [scope S] [proto P]`. */
-export function addRouteRequest(r: RouteSpec, where?: string): Request {
+/** An RTM_NEWROUTE request: add (fails if it exists) or replace. */
+function newRouteRequest(verb: "add" | "replace", r: RouteSpec, where: string | undefined): Request {
   return {
     type: RTM_NEWROUTE,
-    flags: NLM_F_CREATE | NLM_F_EXCL,
+    flags: NLM_F_CREATE | (verb === "add" ? NLM_F_EXCL : NLM_F_REPLACE),
     parts: encodeRoute(r),
-    context: `add route ${describe(r)}${where ? ` in ${where}` : ""}`,
+    context: `${verb} route ${describe(r)}${where ? ` in ${where}` : ""}`,
   };
+}
+
+/** `ip route add DST/LEN [via GW] [dev INDEX] [src SRC] [scope S] [proto P]`. */
+export function addRouteRequest(r: RouteSpec, where?: string): Request {
+  return newRouteRequest("add", r, where);
 }
 
 export async function addRoute(h: Handle, r: RouteSpec): Promise<void> {
@@ -34,12 +39,7 @@ export async function addRoute(h: Handle, r: RouteSpec): Promise<void> {
  * for a gateway no connected route covers.
  */
 export function replaceRouteRequest(r: RouteSpec, where?: string): Request {
-  return {
-    type: RTM_NEWROUTE,
-    flags: NLM_F_CREATE | NLM_F_REPLACE,
-    parts: encodeRoute(r),
-    context: `replace route ${describe(r)}${where ? ` in ${where}` : ""}`,
-  };
+  return newRouteRequest("replace", r, where);
 }
 
 export async function replaceRoute(h: Handle, r: RouteSpec): Promise<void> {
