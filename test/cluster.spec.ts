@@ -145,6 +145,24 @@ describe("a cluster of three daemons from prefix files, --routing auto", () => {
     assert.ok(await ping(again.ns.name, podOn("n3").v4), "a pod attached after the restart reaches n3's pod");
   });
 
+  it("a node removed while the daemon was SIGKILLed: the restarted daemon removes its routes and the VXLAN device it no longer needs", async () => {
+    const d = c.daemon("n1");
+    const n3 = c.node("n3");
+    const vxDev = routeTo("n1", n3.prefixes.v4)!.dev!;
+    await d.kill();
+    c.writeView("n1", (others) => others.filter((o) => o.name !== "n3"));
+    assert.ok(routeTo("n1", n3.prefixes.v4), "while no daemon runs, the kernel keeps the route to n3");
+    await d.restart();
+    await waitUntil("n3's routes gone from n1 after the restart", () => !routeTo("n1", n3.prefixes.v4) && !routeTo("n1", n3.prefixes.v6));
+    assert.ok(routeTo("n1", c.node("n2").prefixes.v4), "n2's direct route was adopted, not removed");
+    const vx = JSON.parse(ip(["-json", "-d", "link", "show", "type", "vxlan"], c.node("n1").ns.name)) as { ifname: string }[];
+    assert.deepEqual(vx.map((l) => l.ifname).filter((n) => n === vxDev), [], "no node needs the tunnel: the device went, with its entries");
+    assert.ok(await ping(podOn("n1").ns.name, podOn("n2").v4), "n2 still reachable");
+    c.writeView("n1");
+    await waitUntil("n3's routes back on n1", () => routeTo("n1", n3.prefixes.v4) !== undefined);
+    assert.ok(await ping(podOn("n1").ns.name, podOn("n3").v4), "n3 reachable again");
+  });
+
   it("--routing none takes our routes and VXLAN device away; auto brings them back", async () => {
     const d = c.daemon("n1");
     await d.stop({ expectCleanExit: true });
