@@ -24,6 +24,8 @@ import { WorkloadNetworkingService } from "../service/workload-service.js";
 import { ActiveCalls } from "../service/active-calls.js";
 import { DELETE_ROUNDS, HOST_SOCKETS } from "./kernel-waits.cjs";
 import { warmUp } from "./warm-up.js";
+import { releaseMemoryWhenIdle } from "./release-memory.js";
+import { native } from "../netlink/native.js";
 import { NftablesLayer } from "../nftables/layer.js";
 import { flushConntrackEntries } from "../nftables/conntrack.js";
 
@@ -186,6 +188,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     log.info({ socket: opts.socketPath, readyMs: Math.round(performance.now() - started), attached: registry.size }, "workloadnetd ready");
     // The bin's hook (cli/load-bundle.cts): V8's code cache, made now that the warm-up compiled the hot path.
     (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for("workloadnet.ready")]?.();
+    // Once calls stop, the C heap's free pages go back to the kernel (daemon/release-memory.ts).
+    cleanups.push(releaseMemoryWhenIdle(activeCalls, () => void native.releaseFreeMemory()));
 
     let closing: Promise<void> | undefined;
     return {

@@ -51,6 +51,12 @@ export interface NativeNetlink {
    * 4.13+); throws with code ENOPROTOOPT where the kernel lacks it.
    */
   peerGroups(fd: number): number[];
+  /**
+   * Hands the C heap's free pages back to the kernel (glibc's malloc_trim(0),
+   * every arena), on a worker thread; true when some were. Does nothing
+   * without glibc.
+   */
+  releaseFreeMemory(): Promise<boolean>;
 }
 
 /** An opaque handle of openMonitor's. */
