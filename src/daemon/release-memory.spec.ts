@@ -1,6 +1,6 @@
-// When the daemon hands freed memory back: after a burst of calls, once they
-// have stopped; never during them, after a few isolated calls, or while nobody
-// calls. Real timers, shortened.
+// When the daemon hands freed memory back: after its start and after a burst
+// of calls, once they have stopped; never during them, after a few isolated
+// calls, or while nobody calls. Real timers, shortened.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,25 +11,29 @@ import { releaseMemoryWhenIdle, type ReleaseTiming } from "./release-memory.js";
 const TIMING: ReleaseTiming = { idleMs: 40, againMs: 150, minCalls: 8 };
 const { idleMs: IDLE, againMs: AGAIN } = TIMING;
 
-function watch(): { calls: ActiveCalls; releases: number[]; stop: () => void } {
+/** Started, and past the two releases that follow the start. */
+async function watch(): Promise<{ calls: ActiveCalls; releases: number[]; stop: () => void }> {
   const calls = new ActiveCalls();
   const releases: number[] = [];
   const t0 = performance.now();
   const stop = releaseMemoryWhenIdle(calls, () => releases.push(performance.now() - t0), TIMING);
+  await sleep(IDLE + AGAIN + IDLE);
+  assert.equal(releases.length, 2, "the start is followed by two releases");
+  releases.length = 0;
   return { calls, releases, stop };
 }
 
 const burst = (calls: ActiveCalls, n = 16): Promise<void[]> => Promise.all(Array.from({ length: n }, () => calls.run(() => sleep(5))));
 
-test("no calls, no releases", async () => {
-  const w = watch();
+test("after the start's releases, no calls, no releases", async () => {
+  const w = await watch();
   await sleep(IDLE * 3);
   w.stop();
   assert.deepEqual(w.releases, []);
 });
 
 test("after a burst: one release once idle, one more later, then none", async () => {
-  const w = watch();
+  const w = await watch();
   await burst(w.calls);
   await sleep(IDLE / 2);
   assert.equal(w.releases.length, 0, "not before the daemon has been idle for a while");
@@ -43,7 +47,7 @@ test("after a burst: one release once idle, one more later, then none", async ()
 });
 
 test("isolated calls release nothing until enough have added up", async () => {
-  const w = watch();
+  const w = await watch();
   for (let i = 0; i < TIMING.minCalls - 1; i++) {
     await w.calls.run(() => sleep(1));
     await sleep(IDLE * 2.5);
@@ -56,7 +60,7 @@ test("isolated calls release nothing until enough have added up", async () => {
 });
 
 test("no release while calls keep coming or one is still running", async () => {
-  const w = watch();
+  const w = await watch();
   const until = performance.now() + IDLE * 4;
   while (performance.now() < until) await w.calls.run(() => sleep(IDLE / 4));
   assert.equal(w.releases.length, 0);
@@ -72,7 +76,7 @@ test("no release while calls keep coming or one is still running", async () => {
 });
 
 test("calls resuming before the second release put it off until the next burst", async () => {
-  const w = watch();
+  const w = await watch();
   await burst(w.calls);
   await sleep(IDLE * 2.5);
   assert.equal(w.releases.length, 1);

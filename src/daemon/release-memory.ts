@@ -5,8 +5,10 @@
 // a second, after at least MIN_CALLS calls since the last time, the free pages
 // go back to the kernel (malloc_trim, on a worker thread); and once more
 // AGAIN_MS later if the daemon is still idle, when V8's memory reducer (8 s
-// after its last full collection) has freed the Buffers its heap held. A
-// daemon nobody calls wakes for none of this. Figures: docs/performance-cold.md.
+// after its last full collection) has freed the Buffers its heap held. The
+// start counts as a burst (modules loaded, the warm-up's calls): it is
+// followed by the same two releases. After that, a daemon nobody calls wakes
+// for none of this. Figures: docs/performance-cold.md.
 import type { ActiveCalls } from "../service/active-calls.js";
 
 export interface ReleaseTiming {
@@ -14,7 +16,11 @@ export interface ReleaseTiming {
   idleMs: number;
   /** The second release, this long after the first. */
   againMs: number;
-  /** Calls since the last release below which an idle spell releases nothing (a trim costs ~20 ms of a pool thread after a burst). */
+  /**
+   * Calls since the last release below which an idle spell releases nothing:
+   * a trim takes ~1 ms of a pool thread even after a single call (~20 ms
+   * after a large burst), as much as the call itself.
+   */
   minCalls: number;
 }
 
@@ -24,7 +30,7 @@ export const RELEASE_TIMING: ReleaseTiming = { idleMs: 1000, againMs: 10_000, mi
 export function releaseMemoryWhenIdle(calls: ActiveCalls, release: () => void, timing: ReleaseTiming = RELEASE_TIMING): () => void {
   let timer: NodeJS.Timeout | undefined;
   let seen = 0; // calls.started when the timer was armed
-  let releasedAt = 0; // calls.started at the last release
+  let releasedAt = -timing.minCalls; // calls.started at the last release; the start counts as a burst
   let second = false; // the timer is the second release's
   const arm = (ms: number): void => {
     timer = setTimeout(check, ms);
@@ -57,6 +63,7 @@ export function releaseMemoryWhenIdle(calls: ActiveCalls, release: () => void, t
     seen = calls.started;
     arm(timing.idleMs);
   };
+  arm(timing.idleMs);
   return () => {
     clearTimeout(timer);
     timer = undefined;
