@@ -129,12 +129,6 @@ export function childrenCpuMs(): number {
 
 export const tickMs = (): number => TICK_MS;
 
-/** VmRSS of a process in KiB. */
-export function vmRssKiB(pid: number): number {
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) : NaN;
-}
-
 /** Non-loopback links in a namespace (the current one when ns is undefined). */
 export function countLinks(ns?: string): number {
   const out = execFileSync("ip", [...(ns ? ["-n", ns] : []), "-json", "link", "show"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();

@@ -6,8 +6,8 @@
 //       runtime does it: CNI_* environment + network config on stdin.
 //       Dual-stack. (a4) is the same, IPv4 only: an extra row showing what
 //       the IPv6 part costs ptp (it waits for the pod address's DAD).
-//   (b) our daemon (dist/src/cli/workloadnetd.cjs, started in a fresh host
-//       namespace via `ip netns exec`), Attach/Detach over gRPC on its unix
+//   (b) our daemon (bin/workloadnetd, started in a fresh host namespace via
+//       `ip netns exec`), Attach/Detach over gRPC on its unix
 //       socket, one HTTP/2 connection (bench/lean-grpc-client.ts), both
 //       families, warm; (b-in) the same calls as the daemon's log timed them;
 //       (b2) the same calls through @grpc/grpc-js's client; (b0) the same
@@ -44,8 +44,10 @@
 //        [--profile] [--only ref,a,a4,b,rss,c,d] [--cni PATH] [--detach-mode sync|deferred]
 //        [--warmup ROUNDS] [--pairs K] [--daemon-node PATH] [--json FILE]
 //
-// --daemon-node starts the daemon on another Node.js binary (default: the
-// one running the bench); --json also writes the figures to FILE, for
+// The daemon is started by its launcher (bin/workloadnetd), as users start
+// it, with the Node.js, V8 flags and environment that gives; --daemon-node
+// starts it on another Node.js binary instead, with the same flags and
+// environment (src/cli/node-flags.ts); --json also writes the figures to FILE, for
 // bench/node-versions.ts, which compares Node.js versions.
 //
 // --profile runs the daemon under `node --cpu-prof` and prints its top
@@ -53,11 +55,11 @@
 // profiler slows the daemon, so the run's figures for (b)/(c) are inflated).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
 import { connectClient, grpcJsClient, type ConnectTestClient, type GrpcJsTestClient } from "../test/grpc-clients.js";
 import { leanClient, type LeanClient } from "./lean-grpc-client.js";
 import { assertSandbox, createNamespace, createNamespaces, ip, removeNamespaces, type PodNamespace } from "../test/sandbox.js";
@@ -76,13 +78,15 @@ import {
   quantile,
   runChild,
   tickMs,
-  vmRssKiB,
 } from "./bench-util.js";
+import { describeMemoryMap, memoryMap, type MemoryMap } from "./memory-map.js";
 import { summarizeProfile } from "./cpuprofile.js";
 import { ourDaemon, runColdStart } from "./cold-start.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const DAEMON_JS = fileURLToPath(new URL("../src/cli/workloadnetd.cjs", import.meta.url));
+/** How users start the daemon: the unit file, the image and npm's bin link all run it. */
+const LAUNCHER = path.join(REPO, "bin", "workloadnetd");
 const CNI_DIR = "/usr/lib/cni";
 const DAEMON_V4 = "10.90.0.0/16";
 const DAEMON_V6 = "fd00:90::/64";
@@ -115,8 +119,11 @@ interface Options {
   warmup: number;
   /** (d) then (b), this many times in alternation (the first pair is the table's). */
   pairs: number;
-  /** The Node.js binary the daemon runs on. */
-  daemonNode: string;
+  /**
+   * The Node.js binary the daemon runs on, with the bin's flags and
+   * environment; undefined: started by the bin (bin/workloadnetd), as users do.
+   */
+  daemonNode: string | undefined;
   /** Where to write the figures as JSON, if anywhere. */
   json: string | undefined;
 }
@@ -124,7 +131,7 @@ interface Options {
 const daemonLabel = (o: Options): string => `(b) workloadnetd, gRPC${o.detachMode === "deferred" ? ", deferred detach" : ""}`;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { n: 100, concurrency: 16, rssCount: 1000, profile: false, only: new Set(ALL_PARTS), cni: undefined, detachMode: "sync", warmup: 20, pairs: 5, daemonNode: process.execPath, json: undefined };
+  const o: Options = { n: 100, concurrency: 16, rssCount: 1000, profile: false, only: new Set(ALL_PARTS), cni: undefined, detachMode: "sync", warmup: 20, pairs: 5, daemonNode: undefined, json: undefined };
   const int = (flag: string, raw: string | undefined, min: number, max: number): number => {
     const v = Number(raw);
     if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${flag} must be an integer from ${min} to ${max}, not ${raw}`);
@@ -162,7 +169,8 @@ function parseOptions(argv: string[]): Options {
         o.cni = value();
         break;
       case "--daemon-node":
-        o.daemonNode = value() ?? "";
+        o.daemonNode = value();
+        if (!o.daemonNode) throw new Error("--daemon-node needs the path of a node binary");
         break;
       case "--json":
         o.json = value();
@@ -383,10 +391,32 @@ interface Daemon {
   profileDir: string | undefined;
 }
 
-async function startDaemon(hostNs: string, tmp: string, profile: boolean, detachMode: "sync" | "deferred", node: string): Promise<Daemon> {
+/** The Node.js binary the launcher runs (its rule: the project's, else the PATH's). */
+function launcherNode(): string {
+  const local = path.join(REPO, "node_modules", ".bin", "node");
+  return existsSync(local) ? local : "node";
+}
+
+/**
+ * By the launcher, so that the daemon runs with the Node.js, V8 flags and
+ * environment users get (its RSS depends on them); with --daemon-node, that
+ * binary with the same flags and environment (src/cli/node-flags.ts, kept in
+ * step with the launcher by a test).
+ */
+function daemonCommand(node: string | undefined, profileDir: string | undefined): { argv: string[]; env: NodeJS.ProcessEnv } {
+  const profileArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  if (node === undefined) {
+    const env = { ...process.env };
+    if (profileDir) env.NODE_OPTIONS = [env.NODE_OPTIONS, ...profileArgs].filter(Boolean).join(" ");
+    return { argv: [LAUNCHER], env };
+  }
+  return { argv: [node, ...DAEMON_NODE_FLAGS, ...profileArgs, DAEMON_JS], env: { ...DAEMON_ENV, ...process.env } };
+}
+
+async function startDaemon(hostNs: string, tmp: string, profile: boolean, detachMode: "sync" | "deferred", node: string | undefined): Promise<Daemon> {
   const socket = `/run/workloadnet/${hostNs}.sock`;
   const profileDir = profile ? path.join(tmp, "cpu-prof") : undefined;
-  const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const command = daemonCommand(node, profileDir);
   // The daemon logs one JSON line per call (pino) to a file, read after each
   // phase: a pipe to this process would wake the caller for every log line,
   // just before the answer it is timing.
@@ -394,8 +424,9 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
   const logFd = openSync(logPath, "a");
   let child: ChildProcess;
   try {
-    child = spawn("ip", ["netns", "exec", hostNs, node, ...DAEMON_NODE_FLAGS, ...nodeArgs, DAEMON_JS, "--socket", socket, "--ipv4-prefix", DAEMON_V4, "--ipv6-prefix", DAEMON_V6, "--detach-mode", detachMode], {
+    child = spawn("ip", ["netns", "exec", hostNs, ...command.argv, "--socket", socket, "--ipv4-prefix", DAEMON_V4, "--ipv6-prefix", DAEMON_V6, "--detach-mode", detachMode], {
       stdio: ["ignore", logFd, "pipe"],
+      env: command.env,
     });
   } finally {
     closeSync(logFd);
@@ -454,10 +485,11 @@ async function startDaemon(hostNs: string, tmp: string, profile: boolean, detach
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  // `ip netns exec` execs the command, so the child is node itself; if an ip
-  // version forks instead, the daemon is its only child.
+  // `ip netns exec` execs the command, and the launcher execs node, so the
+  // child is node itself; if an ip version forks instead, the daemon is its
+  // only child.
   let pid = child.pid!;
-  if (readlinkSync(`/proc/${pid}/exe`) !== realpathSync(node)) {
+  if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(path.basename(DAEMON_JS))) {
     const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
     if (kids.length === 1) pid = Number(kids[0]);
   }
@@ -493,18 +525,33 @@ function daemonDriver(d: Daemon, client: "lean" | "grpc-js"): Driver {
   };
 }
 
+/**
+ * How long the RSS phase leaves the daemon idle with its attachments before
+ * the "idle" figure: past its two releases of freed memory (1-2 s and ~10 s
+ * after the last call, src/daemon/release-memory.ts) and V8's memory reducer
+ * (8 s after its last full collection).
+ */
+const RSS_IDLE_S = 12;
+
 interface RssFigures {
   startKiB: number;
   beforeKiB: number;
+  /** 200 ms after the last attach. */
   withKiB: number;
+  /** RSS_IDLE_S later, still with them. */
+  idleKiB: number;
   afterKiB: number;
+  /** The daemon's CPU (all threads) from its start to the RSS phase: everything before it, for comparing runs. */
+  cpuMsBefore: number;
+  /** Where the RSS is (bench/memory-map.ts), at the same moments. */
+  maps: { start?: MemoryMap; before?: MemoryMap; with?: MemoryMap; idle?: MemoryMap };
   count: number;
   attachWallMs: number;
   detachWallMs: number;
   error?: string;
 }
 
-async function measureRss(d: Daemon, pods: PodNamespace[], opts: Options, startKiB: number): Promise<RssFigures> {
+async function measureRss(d: Daemon, pods: PodNamespace[], opts: Options, start: MemoryMap): Promise<RssFigures> {
   const count = pods.length;
   const ids = Array.from({ length: count }, (_, i) => workloadId("r", "", i));
   // One namespace per attachment: a second attachment in the same namespace is refused
@@ -512,15 +559,21 @@ async function measureRss(d: Daemon, pods: PodNamespace[], opts: Options, startK
   const where = (i: number): [PodNamespace, string] => [pods[i]!, "eth0"];
   const drv = daemonDriver(d, "lean");
   const attached = new Set<number>();
-  const f: RssFigures = { startKiB, beforeKiB: vmRssKiB(d.pid), withKiB: NaN, afterKiB: NaN, count, attachWallMs: NaN, detachWallMs: NaN };
+  const before = memoryMap(d.pid);
+  const f: RssFigures = { startKiB: start.rssKiB, beforeKiB: before.rssKiB, withKiB: NaN, idleKiB: NaN, afterKiB: NaN, cpuMsBefore: processCpuMs(d.pid), maps: { start, before }, count, attachWallMs: NaN, detachWallMs: NaN };
   try {
     f.attachWallMs = await pool(count, opts.concurrency, async (i) => {
       const [pod, ifName] = where(i);
       await drv.attach(ids[i]!, pod, ifName);
       attached.add(i);
     });
+    const attachedAt = nowMs();
     await new Promise((r) => setTimeout(r, 200));
-    f.withKiB = vmRssKiB(d.pid);
+    f.maps.with = memoryMap(d.pid);
+    f.withKiB = f.maps.with.rssKiB;
+    await new Promise((r) => setTimeout(r, RSS_IDLE_S * 1000 - (nowMs() - attachedAt)));
+    f.maps.idle = memoryMap(d.pid);
+    f.idleKiB = f.maps.idle.rssKiB;
   } catch (err) {
     f.error = (err as Error).message;
   }
@@ -534,7 +587,7 @@ async function measureRss(d: Daemon, pods: PodNamespace[], opts: Options, startK
   });
   f.detachWallMs = nowMs() - t0;
   await new Promise((r) => setTimeout(r, 200));
-  f.afterKiB = vmRssKiB(d.pid);
+  f.afterKiB = memoryMap(d.pid).rssKiB;
   return f;
 }
 
@@ -833,7 +886,7 @@ async function main(): Promise<void> {
   let cniSkipped: string | undefined;
   let floorExtras: FloorExtras | undefined;
   let leftLinks = 0;
-  let startKiB = NaN;
+  let startMap: MemoryMap | undefined;
   let hostLinksBeforeRssRemoval = 0;
   let leftNs = 0;
   const progress = (msg: string): void => {
@@ -885,7 +938,7 @@ async function main(): Promise<void> {
         results.push(emptyResult(daemonLabel(opts), (err as Error).message));
       }
       if (daemon) {
-        startKiB = vmRssKiB(daemon.pid);
+        startMap = memoryMap(daemon.pid);
         drv = daemonDriver(daemon, "lean");
         // The first calls run before V8 has compiled the hot paths (the
         // daemon's and this client's): what a runtime sees right after a start.
@@ -966,7 +1019,7 @@ async function main(): Promise<void> {
       const rssPods = createNamespaces(opts.rssCount, "wbr");
       progress(`(b) RSS with ${opts.rssCount} attachments (${rssPods.length} more namespaces)`);
       try {
-        rss = await measureRss(daemon, rssPods, opts, startKiB);
+        rss = await measureRss(daemon, rssPods, opts, startMap!);
       } finally {
         // A veth pair left behind would show in the daemon's namespace now, and vanish
         // with its pod namespace below; so count there before removing them.
@@ -1073,14 +1126,21 @@ async function main(): Promise<void> {
       const mib = (k: number): string => `${(k / 1024).toFixed(1)} MiB`;
       console.log(
         `daemon RSS (VmRSS): at start ${mib(rss.startKiB)}; before ${rss.count} attachments ${mib(rss.beforeKiB)}; ` +
-          `with ${rss.count} ${mib(rss.withKiB)} (+${((rss.withKiB - rss.beforeKiB) / rss.count).toFixed(1)} KiB each); after detaching all ${mib(rss.afterKiB)}`,
+          `with ${rss.count} ${mib(rss.withKiB)} (+${((rss.withKiB - rss.beforeKiB) / rss.count).toFixed(1)} KiB each), ${mib(rss.idleKiB)} once idle (${RSS_IDLE_S} s later); ` +
+          `after detaching all ${mib(rss.afterKiB)}`,
       );
       console.log(
         `  ${rss.count} attaches with ${C} callers: ${(rss.attachWallMs / 1000).toFixed(2)} s (${fmtRate(rss.count / (rss.attachWallMs / 1000))}); ` +
           `${rss.count} detaches: ${(rss.detachWallMs / 1000).toFixed(2)} s (${fmtRate(rss.count / (rss.detachWallMs / 1000))})` +
           (rss.error ? `; error: ${rss.error}` : ""),
       );
-      console.log("  (VmRSS is mostly V8's heap, which grows and shrinks with garbage collection, not with attachments: read the per-attachment figure as an upper bound.)");
+      for (const [label, m] of [["at start", rss.maps.start], [`with ${rss.count}`, rss.maps.with], [`with ${rss.count}, idle`, rss.maps.idle]] as const) {
+        if (m) console.log(`  ${`${label}:`.padEnd(18)} ${describeMemoryMap(m)}`);
+      }
+      console.log("  (from /proc/PID/smaps, by the mappings' shape: bench/memory-map.ts. The file-backed part is the pages of Node.js's executable");
+      console.log("  and libraries the daemon has touched, shared with other processes that map them. The rest grows with load and shrinks after");
+      console.log("  it, not with attachments: V8's heap until its memory reducer runs (8 s after its last full collection), the malloc heaps");
+      console.log("  until the daemon hands their free pages back once idle. Read the per-attachment figure as an upper bound.)");
       console.log("");
     }
 
@@ -1155,7 +1215,7 @@ async function main(): Promise<void> {
 
 /** The figures of the table and the RSS phase, for comparing runs (bench/node-versions.ts). */
 function writeJson(file: string, opts: Options, results: Result[], rss: RssFigures | undefined): void {
-  const daemonNodeVersion = spawnSync(opts.daemonNode, ["-p", "process.version"], { encoding: "utf8" }).stdout.trim();
+  const daemonNodeVersion = spawnSync(opts.daemonNode ?? launcherNode(), ["-p", "process.version"], { encoding: "utf8" }).stdout.trim();
   const rows = results
     .filter((x) => !x.error)
     .map((x) => ({
@@ -1168,7 +1228,7 @@ function writeJson(file: string, opts: Options, results: Result[], rss: RssFigur
       cpuAttach: x.cpuAttach,
       cpuDetach: x.cpuDetach,
     }));
-  writeFileSync(file, JSON.stringify({ daemonNode: opts.daemonNode, daemonNodeVersion, n: opts.n, concurrency: opts.concurrency, rows, rss: rss ?? null }, null, 2));
+  writeFileSync(file, JSON.stringify({ daemonNode: opts.daemonNode ?? launcherNode(), daemonNodeVersion, n: opts.n, concurrency: opts.concurrency, rows, rss: rss ?? null }, null, 2));
 }
 
 function printProfile(dir: string, windows: { label: string; w: [number, number] }[]): void {
