@@ -2,10 +2,10 @@
 // free() gives back only the top of each malloc heap, so what was freed inside
 // them (V8's compiler zones, Buffers, netlink replies, in the arenas of
 // libuv's pool and V8's threads) stays resident. Once no call has started for
-// a second, after at least MIN_CALLS calls since the last time, the free pages
-// go back to the kernel (malloc_trim, on a worker thread); and once more
-// AGAIN_MS later if the daemon is still idle, when V8's memory reducer (8 s
-// after its last full collection) has freed the Buffers its heap held. The
+// a second, after at least 32 calls since the last time, the free pages go
+// back to the kernel (malloc_trim, on a worker thread); and once more 10 s
+// later if the daemon is still idle, when V8's memory reducer (8 s after its
+// last full collection) has freed the Buffers its heap held. The
 // start counts as a burst (modules loaded, the warm-up's calls): it is
 // followed by the same two releases. After that, a daemon nobody calls wakes
 // for none of this. Figures: docs/performance-cold.md.
