@@ -140,6 +140,7 @@ export class ServerConnection {
   private gone = false;
   /** Set while frames of one read are handled: writes are gathered and sent at the end. */
   private batching = false;
+  private flushScheduled = false;
 
   constructor(
     private readonly socket: Socket,
@@ -211,7 +212,7 @@ export class ServerConnection {
       this.connectionError(err);
     } finally {
       this.batching = false;
-      this.flush();
+      this.flushSoon();
     }
   }
 
@@ -546,6 +547,22 @@ export class ServerConnection {
   private write(b: Buffer): void {
     this.queue(b);
     this.flush();
+  }
+
+  /**
+   * What reading produced (acknowledgements, resets, refusals) goes out after
+   * the calls it started have run their synchronous part: an Attach usually
+   * answers within it, and the acknowledgement of the PING grpc-go sends with
+   * each request then shares the response's write instead of a write (and a
+   * wake-up of the client) of its own.
+   */
+  private flushSoon(): void {
+    if (this.flushScheduled || this.out.length === 0) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
   }
 
   private flush(): void {
