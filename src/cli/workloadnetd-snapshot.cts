@@ -1,5 +1,5 @@
 // Builds a startup snapshot of the daemon: an experiment, not used by the
-// launcher (docs/performance-cold.md, "A startup snapshot": it saved 25-40 ms
+// launcher (docs/performance-cold.md, "A startup snapshot": it saved 0-40 ms
 // of CPU to ready, too little for what it needs). scripts/build-snapshot.mjs
 // runs it as
 //   node DAEMON_NODE_FLAGS --snapshot-blob OUT --build-snapshot-config CONFIG
@@ -21,8 +21,9 @@
 //   view of a CommonJS module copies its export names at load, so the build
 //   passes the names (WORKLOADNET_SNAPSHOT_LAZY, a JSON object: module →
 //   export names), read in a process of its own;
-// - libuv's pool size (given by the build), argv, the check that the bundle on disk is the one
-//   in the snapshot (else the daemon is started again without the snapshot).
+// - libuv's pool size (given by the build), argv, and the check that the
+//   bundle on disk is the one in the snapshot (else the daemon is started
+//   again without the snapshot).
 //
 // No exports: the builder runs as a plain script, without `module`/`exports`.
 import crypto = require("node:crypto");
@@ -108,7 +109,8 @@ if (daemonMain === undefined) throw new Error(`${bundleFile} did not hand over i
 const runMain = daemonMain;
 
 v8.startupSnapshot.setDeserializeMainFunction(() => {
-  // The daemon's argv as the bin gives it: node, the entry, the arguments.
+  // From a snapshot, argv is node and the arguments; the daemon expects
+  // node, the entry, the arguments (as below, before main).
   const args = process.argv.slice(1);
   // A bundle rebuilt since (without its snapshot) is what should run: start
   // again without the snapshot, in this process (same pid for the service manager).
