@@ -6,6 +6,9 @@
 //   node dist/bench/cold-start.js [--rounds 3] [--n 60] [--idle SECONDS]
 //        [--variant LABEL=ENTRY[,NODE_FLAG|env:NAME=VALUE...]]... [--no-reference]
 //
+// An ENTRY ending in .blob is a startup snapshot (scripts/build-snapshot.mjs):
+// the daemon is started as `node NODE_FLAGS... --snapshot-blob ENTRY -- ARGS`.
+//
 // Per round and daemon, a fresh host namespace and a fresh process:
 //   1. spawn → Status OK (polled every 2 ms over one connection);
 //   2. one Attach and its Detach through the bench's own client (warm), timed:
@@ -200,7 +203,8 @@ async function benchOnce(bin: string, n: number, podPrefix: string): Promise<{ a
 }
 
 async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions, podPrefix: string, tmp: string): Promise<Round> {
-  const args = (): [string, string[]] => [process.execPath, [...v.nodeFlags, v.entry, "--socket", REF_SOCKET, "--ipv4-prefix", V4, "--ipv6-prefix", V6]];
+  const entry = v.entry.endsWith(".blob") ? ["--snapshot-blob", v.entry, "--"] : [v.entry];
+  const args = (): [string, string[]] => [process.execPath, [...v.nodeFlags, ...entry, "--socket", REF_SOCKET, "--ipv4-prefix", V4, "--ipv6-prefix", V6]];
   // 1, 2: spawn to ready, the first Attach.
   let ns = freshHostNs();
   let log = path.join(tmp, `${ns}.log`);

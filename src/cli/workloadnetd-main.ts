@@ -103,4 +103,8 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => stop("SIGINT"));
 }
 
-void main();
+// Loaded into a startup snapshot (workloadnetd-snapshot.cts): main runs once the
+// snapshot is deserialised, not while it is built.
+const deferMain = (globalThis as Record<symbol, unknown>)[Symbol.for("workloadnet.snapshot.main")];
+if (typeof deferMain === "function") deferMain(main);
+else void main();
