@@ -265,6 +265,37 @@ describe("HTTP/2 server connection", () => {
     assert.ok(errors.some((e) => /preface/.test(e)));
   });
 
+  test("random frames after a good start never take the server down", async () => {
+    // A fixed seed: the same 300 connections each run.
+    let seed = 0x2545f491;
+    const rand = (n: number): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const before = errors.length;
+    for (let round = 0; round < 300; round++) {
+      const c = await connect();
+      const frames: Buffer[] = [];
+      for (let k = 0; k < 1 + rand(6); k++) {
+        const payload = Buffer.from(Array.from({ length: rand(40) }, () => rand(256)));
+        // Mostly frame types and streams a client uses, with garbage inside.
+        frames.push(frame(rand(12), rand(256), rand(4) === 0 ? rand(2 ** 31) : 1 + 2 * rand(4), payload));
+      }
+      c.socket.write(Buffer.concat(frames));
+      await new Promise((r) => setImmediate(r));
+      c.socket.destroy();
+    }
+    assert.ok(errors.length > before, "the broken connections were reported");
+    // And the server still serves.
+    const c = await connect();
+    c.socket.write(Buffer.concat([c.request(1, "/echo"), frame(FrameType.DATA, Flag.END_STREAM, 1, Buffer.from("alive"))]));
+    await c.wait(() => c.of(1, FrameType.HEADERS).length === 2, "an answer after the fuzzing");
+    assert.equal(c.of(1, FrameType.DATA)[0]!.payload.toString(), "alive");
+    c.socket.destroy();
+  });
+
   test("the client connection: requests interleave on one connection, and hundreds in a row keep the windows right", async () => {
     const socket = net.connect(socketPath);
     const client = new ClientConnection(socket);

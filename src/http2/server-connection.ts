@@ -408,6 +408,16 @@ export class ServerConnection {
   respond(st: Stream, headers: Uint8Array, body: Uint8Array | undefined, trailers: Uint8Array | undefined): void {
     if (st.closed || this.gone) return;
     st.closed = true;
+    // Called from the application's own callbacks, outside any read: a fault
+    // here ends this connection, never the process.
+    try {
+      this.send(st, headers, body, trailers);
+    } catch (err) {
+      this.connectionError(err);
+    }
+  }
+
+  private send(st: Stream, headers: Uint8Array, body: Uint8Array | undefined, trailers: Uint8Array | undefined): void {
     const max = this.peerMaxFrame;
     if (body === undefined) {
       const out = Buffer.allocUnsafe(headerBlockRoom(headers, max));
