@@ -6,6 +6,9 @@
 //   node dist/bench/cold-start.js [--rounds 3] [--n 60] [--idle SECONDS]
 //        [--variant LABEL=ENTRY[,NODE_FLAG|env:NAME=VALUE...]]... [--no-reference]
 //
+// An ENTRY ending in .blob is a startup snapshot (scripts/build-snapshot.mjs):
+// the daemon is started as `node NODE_FLAGS... --snapshot-blob ENTRY -- ARGS`.
+//
 // Per round and daemon, a fresh host namespace and a fresh process:
 //   1. spawn → Status OK (polled every 2 ms over one connection);
 //   2. one Attach and its Detach through the bench's own client (warm), timed:
@@ -15,7 +18,7 @@
 //      only, all it can do), p50 and p99 as refcli prints them;
 //   4. with --idle S: the same daemon sits idle S seconds, then `refcli bench N`
 //      again (fresh ids, same namespaces).
-// The daemon's CPU from spawn to ready, and per Attach (utime+stime, 10 ms ticks).
+// The daemon's CPU from spawn to ready, and per Attach (its threads' schedstat time).
 //
 // refcli dials the reference's fixed socket /ephemeral/workloadnet.sock, so
 // every daemon here listens there; inside the sandbox a private tmpfs is
@@ -32,7 +35,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
 import { assertSandbox, ip, removeNamespaces, uniqueName } from "../test/sandbox.js";
-import { fmtMs, nowMs, printTable, processCpuMs, quantile, runChild } from "./bench-util.js";
+import { fmtMs, nowMs, printTable, quantile, runChild, threadsCpuMs } from "./bench-util.js";
 import { leanClient, type LeanClient } from "./lean-grpc-client.js";
 
 const DAEMON_JS = fileURLToPath(new URL("../src/cli/workloadnetd.cjs", import.meta.url));
@@ -200,7 +203,8 @@ async function benchOnce(bin: string, n: number, podPrefix: string): Promise<{ a
 }
 
 async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions, podPrefix: string, tmp: string): Promise<Round> {
-  const args = (): [string, string[]] => [process.execPath, [...v.nodeFlags, v.entry, "--socket", REF_SOCKET, "--ipv4-prefix", V4, "--ipv6-prefix", V6]];
+  const entry = v.entry.endsWith(".blob") ? ["--snapshot-blob", v.entry, "--"] : [v.entry];
+  const args = (): [string, string[]] => [process.execPath, [...v.nodeFlags, ...entry, "--socket", REF_SOCKET, "--ipv4-prefix", V4, "--ipv6-prefix", V6]];
   // 1, 2: spawn to ready, the first Attach.
   let ns = freshHostNs();
   let log = path.join(tmp, `${ns}.log`);
@@ -209,7 +213,7 @@ async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions,
   try {
     const c = await untilReady(s);
     r.readyMs = nowMs() - s.spawnedAt;
-    r.readyCpuMs = processCpuMs(s.child.pid!);
+    r.readyCpuMs = threadsCpuMs(s.child.pid!);
     const req = { workloadId: "cold-first-attach-0", netns: { netnsPath: `/run/netns/${podPrefix}0`, ifName: "eth0" } };
     const t0 = nowMs();
     const res = await c.attach(req);
@@ -230,9 +234,9 @@ async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions,
   s = spawnIn(ns, ...args(), log, v.env);
   try {
     (await untilReady(s)).close();
-    const cpu0 = processCpuMs(s.child.pid!);
+    const cpu0 = threadsCpuMs(s.child.pid!);
     Object.assign(r, await benchOnce(bin, opts.n, podPrefix));
-    r.cpuPerAttachMs = (processCpuMs(s.child.pid!) - cpu0) / opts.n; // attach and detach: per pair
+    r.cpuPerAttachMs = (threadsCpuMs(s.child.pid!) - cpu0) / opts.n; // attach and detach: per pair
     await new Promise((res2) => setTimeout(res2, 20)); // the last log line written
     r.attachInP50 = quantile(attachesInDaemon(log).slice(0, opts.n), 0.5);
     if (opts.idleSeconds > 0) {
@@ -261,10 +265,10 @@ async function roundReference(bin: string, opts: ColdOptions, podPrefix: string,
   try {
     (await untilReady(s)).close();
     r.readyMs = nowMs() - s.spawnedAt;
-    r.readyCpuMs = processCpuMs(s.child.pid!);
-    const cpu0 = processCpuMs(s.child.pid!);
+    r.readyCpuMs = threadsCpuMs(s.child.pid!);
+    const cpu0 = threadsCpuMs(s.child.pid!);
     Object.assign(r, await benchOnce(bin, opts.n, podPrefix));
-    r.cpuPerAttachMs = (processCpuMs(s.child.pid!) - cpu0) / opts.n;
+    r.cpuPerAttachMs = (threadsCpuMs(s.child.pid!) - cpu0) / opts.n;
     if (opts.idleSeconds > 0) await benchAfterIdle(bin, opts, podPrefix, r);
   } finally {
     await stop(s);
@@ -343,7 +347,7 @@ export async function runColdStart(opts: ColdOptions): Promise<boolean> {
     return cells;
   });
   printTable(header, table);
-  console.log("  medians over the rounds, (lowest–highest); cpu: the daemon's utime+stime (10 ms ticks), to ready and per Attach+Detach pair");
+  console.log("  medians over the rounds, (lowest–highest); cpu: the daemon's threads' time on a CPU (schedstat), to ready and per Attach+Detach pair");
   console.log("  first attach: the first Attach of a fresh process, by the bench's own (warm) client; (in daemon): its log's durationMs (handler to answer)");
   for (const row of rows) {
     if (row.error) {

@@ -4,8 +4,9 @@
 // the daemon serves its first real workload as usual. Runs in the sandbox.
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readlinkSync } from "node:fs";
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { DaemonHarness, DEFAULT_ARGS, ipFromBytes, linkNames, sleep } from "./daemon-harness.js";
 import { assertSandbox } from "./sandbox.js";
 
@@ -25,17 +26,21 @@ function otherNetnsFds(pid: number): string[] {
     .filter((target) => target.startsWith("net:[") && target !== own);
 }
 
-const warmDirs = (): string[] => readdirSync(tmpdir()).filter((f) => f.startsWith("workloadnetd-warm-up-"));
+// The daemon's TMPDIR is one of the test's own, so that other daemons on the
+// machine (other test runs) cannot be mistaken for this one.
+const privateTmp = mkdtempSync(join(tmpdir(), "wln-warm-up-test-"));
+const warmDirs = (): string[] => readdirSync(privateTmp).filter((f) => f.startsWith("workloadnetd-warm-up-"));
 
 describe("warm-up before serving", () => {
   const daemons: DaemonHarness[] = [];
   after(async () => {
     for (const d of daemons) await d.cleanup();
+    rmSync(privateTmp, { recursive: true, force: true });
   });
 
   it("attaches and detaches in throwaway namespaces, leaves nothing, and then serves", async () => {
     const dirsBefore = warmDirs();
-    const d = await DaemonHarness.start({ args: [...DEFAULT_ARGS, "--warm-up", "6"] });
+    const d = await DaemonHarness.start({ args: [...DEFAULT_ARGS, "--warm-up", "6"], wrapper: ["env", `TMPDIR=${privateTmp}`] });
     daemons.push(d);
     const line = await d.waitForLog((l) => l.msg.startsWith("warmed up"));
     const report = line.warmUp as { rounds: number; ms: number; cpuMs: number };

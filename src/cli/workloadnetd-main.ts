@@ -49,7 +49,11 @@ async function main(): Promise<void> {
   if (config.kubernetes && (config.prefixFile !== undefined || prefixes.v4 || prefixes.v6)) {
     fail(`--kubernetes${config.kubeconfig !== undefined ? ` (from --kubeconfig)` : ""} cannot be combined with --prefix-file/--ipv4-prefix/--ipv6-prefix: the Kubernetes API gives the pod prefixes`);
   }
-  const log = pino({ level: config.logLevel, base: { service: "workloadnetd" } });
+  // Each line is written as it is logged, on this thread, as Go's log package
+  // does: an asynchronous destination handed every line to libuv's thread
+  // pool, and the worker it woke took the CPU in the middle of the call being
+  // logged (docs/performance-cold.md).
+  const log = pino({ level: config.logLevel, base: { service: "workloadnetd" } }, pino.destination({ fd: 1, sync: true }));
   log.info({ node: process.version, execPath: process.execPath }, "workloadnetd starting");
   if (Number(process.versions.node.split(".")[0]) < MIN_NODE_MAJOR) {
     log.warn({ node: process.version }, `Node.js ${process.version} is older than ${MIN_NODE_MAJOR}, the oldest this daemon supports: start it through bin/workloadnetd, which uses the Node.js the install step brings`);
@@ -99,4 +103,8 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => stop("SIGINT"));
 }
 
-void main();
+// Loaded into a startup snapshot (workloadnetd-snapshot.cts): main runs once the
+// snapshot is deserialised, not while it is built.
+const deferMain = (globalThis as Record<symbol, unknown>)[Symbol.for("workloadnet.snapshot.main")];
+if (typeof deferMain === "function") deferMain(main);
+else void main();

@@ -12,7 +12,6 @@
 // time to ready (but the kernel's deletes, which only wait, finish after);
 // it is logged. Failures only cost the warm-up (logged), never the start.
 
-import * as http2 from "node:http2";
 import * as net from "node:net";
 import { closeSync } from "node:fs";
 import { setImmediate as nextLoopTurn } from "node:timers/promises";
@@ -26,6 +25,7 @@ import { Ipam } from "../ipam/allocator.js";
 import { parsePrefix } from "../ipam/prefix.js";
 import { StaticClusterSource } from "../cluster/static-source.js";
 import { ClusterWiring } from "./cluster-wiring.js";
+import { ClientConnection } from "../http2/client-connection.js";
 import { Handle } from "../netlink/handle.js";
 import { native } from "../netlink/native.js";
 import { ActiveCalls } from "../service/active-calls.js";
@@ -126,10 +126,9 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport | undefi
       listener.listen(socketPath, () => resolve());
     });
     cleanups.push(() => new Promise<void>((resolve) => listener.close(() => resolve())));
-    const session = http2.connect("http://localhost", { createConnection: () => net.connect(socketPath) });
-    session.on("error", () => undefined);
-    cleanups.push(() => void session.destroy());
-    const call = unaryCaller(session);
+    const connection = new ClientConnection(net.connect(socketPath));
+    cleanups.push(() => connection.close());
+    const call = unaryCaller(connection);
 
     await call("Status", StatusRequestSchema, StatusResponseSchema, {});
     const pods: number[] = [];
@@ -185,37 +184,34 @@ async function runAll(cleanups: (() => Promise<void> | void)[]): Promise<void> {
 
 type Call = <I extends DescMessage, O extends DescMessage>(method: string, input: I, output: O, req: MessageInitShape<I>) => Promise<unknown>;
 
-/** A unary gRPC caller on one HTTP/2 session (as bench/lean-grpc-client.ts); rejects on any status but OK. */
-function unaryCaller(session: http2.ClientHttp2Session): Call {
+/**
+ * A unary gRPC caller on one HTTP/2 connection, with the headers grpc-go
+ * sends; rejects on any status but OK.
+ */
+function unaryCaller(connection: ClientConnection): Call {
   const prefix = `/${WorkloadNetworking.typeName}/`;
-  return (method, input, output, req) => {
+  return async (method, input, output, req) => {
     const body = toBinary(input, create(input, req));
     const frame = Buffer.alloc(5 + body.length);
     frame.writeUInt32BE(body.length, 1);
     frame.set(body, 5);
-    return new Promise((resolve, reject) => {
-      const stream = session.request({ ":method": "POST", ":path": prefix + method, "content-type": "application/grpc", te: "trailers" });
-      const chunks: Buffer[] = [];
-      let status: string | undefined;
-      let message = "";
-      const take = (h: http2.IncomingHttpHeaders): void => {
-        if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
-        if (h["grpc-message"] !== undefined) message = decodeURIComponent(String(h["grpc-message"]));
-      };
-      stream.on("response", take);
-      stream.on("trailers", take);
-      stream.on("data", (d: Buffer) => chunks.push(d));
-      stream.on("error", reject);
-      stream.on("close", () => {
-        if (status !== "0") return reject(new Error(`warm-up ${method}: status ${status ?? "none"}: ${message}`));
-        const data = Buffer.concat(chunks);
-        try {
-          resolve(fromBinary(output, data.subarray(5)));
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-      stream.end(frame);
-    });
+    const res = await connection.request(
+      [
+        [":method", "POST"],
+        [":scheme", "http"],
+        [":path", prefix + method],
+        [":authority", "localhost"],
+        ["content-type", "application/grpc"],
+        ["user-agent", "workloadnetd-warm-up"],
+        ["te", "trailers"],
+      ],
+      frame,
+    );
+    const status = res.trailers["grpc-status"] ?? res.headers["grpc-status"];
+    if (status !== "0") {
+      const message = res.trailers["grpc-message"] ?? res.headers["grpc-message"] ?? "";
+      throw new Error(`warm-up ${method}: status ${status ?? "none"}: ${decodeURIComponent(message)}`);
+    }
+    return fromBinary(output, res.body.subarray(5));
   };
 }

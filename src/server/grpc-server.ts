@@ -2,8 +2,8 @@
 // socket. The listening socket is our own net.Server (it may share the socket
 // with the CNI forwarder's protocol, see protocol-sniff.ts); each gRPC
 // connection is judged once, as it is accepted, from the peer's credentials
-// (peer-auth.ts), and handed to the unary gRPC server on node:http2
-// (unary-http2.ts) with that decision: a refused caller's every call is
+// (peer-auth.ts), and handed to the unary gRPC server on our HTTP/2 code
+// (unary-http2.ts, src/http2/) with that decision: a refused caller's every call is
 // answered PERMISSION_DENIED without its request being read.
 
 import * as net from "node:net";

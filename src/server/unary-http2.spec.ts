@@ -1,4 +1,4 @@
-// The lean unary gRPC server's protocol edges, over a real unix socket with
+// The unary gRPC server's protocol edges, over a real unix socket with
 // node:http2 as the client: what grpc-js and Connect clients would send, and
 // what misbehaving ones do.
 import { after, before, describe, test } from "node:test";
@@ -26,7 +26,7 @@ const frame = (body: Buffer, flag = 0, claimed = body.length): Buffer => {
   return Buffer.concat([head, body]);
 };
 
-describe("unary gRPC on node:http2", () => {
+describe("unary gRPC server, node:http2 as the client", () => {
   let dir: string;
   let server: UnaryServer;
   let listener: net.Server;

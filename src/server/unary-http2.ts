@@ -1,14 +1,15 @@
-// Unary gRPC calls served straight on node:http2: what a unary call needs and
-// nothing else. A call is one HTTP/2 stream: a POST with content-type
-// application/grpc, one length-prefixed message (a flag byte, a 4-byte
-// length, the protobuf), answered with the headers, one length-prefixed
-// message and the trailers (grpc-status 0), or, for an error, with headers
-// that end the stream and carry grpc-status and grpc-message ("trailers
-// only"). Why not @grpc/grpc-js's server: per call it runs several layers of
-// interceptors, metadata objects and stream machinery that a unary call does
-// not use, and on a daemon that has only served tens of calls that code is
-// still interpreted by V8: a fresh daemon took 0.9 ms for an empty call
-// through it (docs/performance-cold.md).
+// Unary gRPC calls served on our own HTTP/2 connection code (src/http2/):
+// what a unary call needs and nothing else. A call is one HTTP/2 stream: a
+// POST with content-type application/grpc, one length-prefixed message (a
+// flag byte, a 4-byte length, the protobuf), answered with the headers, one
+// length-prefixed message and the trailers (grpc-status 0) in one write, or,
+// for an error, with headers that end the stream and carry grpc-status and
+// grpc-message ("trailers only"). Why not @grpc/grpc-js's server, nor
+// node:http2 under this file as before: per call they run layers of stream
+// machinery a unary call does not use, which on a daemon that has served
+// only tens of calls V8 still interprets, and node:http2 sends the trailers
+// in a write of their own, an event-loop turn after the data
+// (docs/performance-cold.md).
 //
 // What it honours from the protocol: the path picks the method (unknown:
 // UNIMPLEMENTED); grpc-timeout (the call's signal aborts and the caller gets
@@ -20,8 +21,9 @@
 // here: the listening socket, peer checks and protocol sniffing are the
 // caller's (grpc-server.ts).
 
-import * as http2 from "node:http2";
 import type { Socket } from "node:net";
+import { HpackEncoder } from "../http2/hpack.js";
+import { ServerConnection, type ServerStream } from "../http2/server-connection.js";
 
 /** gRPC status codes used here (the numbers are the wire's). */
 export const GrpcCode = {
@@ -78,43 +80,38 @@ export interface UnaryServer {
   destroy(): void;
 }
 
-const RESPONSE_HEADERS = { ":status": 200, "content-type": "application/grpc" } as const;
-const OK_TRAILERS = { "grpc-status": "0" } as const;
+/** Response header blocks: literals never indexed, so the peer's table is never touched. */
+const plain = new HpackEncoder({ index: false, huffman: false });
+const RESPONSE_HEADERS = plain.encode([
+  [":status", "200"],
+  ["content-type", "application/grpc"],
+]);
+const OK_TRAILERS = plain.encode([["grpc-status", "0"]]);
 /** The frame header: a compression flag and a 32-bit big-endian length. */
 const PREFIX = 5;
+/** grpc-message is cut to this many characters (before percent-encoding). */
+const MAX_STATUS_MESSAGE = 4096;
 
 export function createUnaryServer(options: UnaryServerOptions): UnaryServer {
   const { routes, maxMessageBytes } = options;
-  // No timeout, Node's default session memory (10 MiB per connection); no TLS.
-  const h2 = http2.createServer();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  const tags = new WeakMap<http2.Http2Session, unknown>();
+  const connections = new Set<ServerConnection>();
   const running = new Set<AbortController>();
-  let injecting: { tag: unknown } | undefined;
 
-  h2.on("session", (session: http2.ServerHttp2Session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-    // 'session' is emitted while inject() emits 'connection', synchronously.
-    if (injecting !== undefined) tags.set(session, injecting.tag);
-  });
-  h2.on("sessionError", (err: Error) => options.onSessionError?.(err));
-  h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
-    // A stream error (e.g. the client reset it) ends the call through 'close'.
-    stream.on("error", noop);
+  function serveStream(stream: ServerStream, tag: unknown): void {
+    const headers = stream.headers;
     if (headers[":method"] !== "POST") return httpError(stream, 405);
     const contentType = headers["content-type"];
-    if (typeof contentType !== "string" || !contentType.startsWith("application/grpc")) return httpError(stream, 415);
+    if (contentType === undefined || !contentType.startsWith("application/grpc")) return httpError(stream, 415);
     const path = headers[":path"] ?? "";
-    // A session without a tag was not injected by us: refused like an unknown caller.
-    const refusal = options.admit(tags.has(stream.session!) ? tags.get(stream.session!) : undefined, path);
+    const refusal = options.admit(tag, path);
     if (refusal !== undefined) return answerEarly(stream, refusal);
     const route = routes.get(path);
     if (route === undefined) return answerEarly(stream, { code: GrpcCode.UNIMPLEMENTED, message: `unknown method ${path}` });
-    serveCall(stream, headers, route);
-  });
+    serveCall(stream, route);
+  }
 
-  function serveCall(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, route: UnaryRoute): void {
+  function serveCall(stream: ServerStream, route: UnaryRoute): void {
+    const headers = stream.headers;
     let chunks: Buffer[] = [];
     let have = 0;
     let length = -1; // the message's length, once its prefix is in
@@ -127,12 +124,12 @@ export function createUnaryServer(options: UnaryServerOptions): UnaryServer {
       answered = true;
       if (timer !== undefined) clearTimeout(timer);
       if (controller !== undefined) running.delete(controller);
-      if (stream.destroyed || stream.closed) return;
+      if (stream.closed) return;
       if (status === undefined) sendMessage(stream, body!);
       else answerEarly(stream, status);
     };
 
-    const onData = (chunk: Buffer): void => {
+    stream.onData = (chunk: Buffer): void => {
       if (answered) return;
       chunks.push(chunk);
       have += chunk.length;
@@ -146,7 +143,7 @@ export function createUnaryServer(options: UnaryServerOptions): UnaryServer {
         answer({ code: GrpcCode.INVALID_ARGUMENT, message: "more than one request message in a unary call" });
       }
     };
-    const onEnd = (): void => {
+    stream.onEnd = (): void => {
       if (answered) return;
       if (length < 0 || have < PREFIX + length) {
         const message = have === 0 ? "no request message" : `request message cut short: ${Math.max(0, have - PREFIX)} of ${length < 0 ? "?" : length} bytes`;
@@ -164,7 +161,7 @@ export function createUnaryServer(options: UnaryServerOptions): UnaryServer {
       controller = c;
       running.add(c);
       const timeout = headers["grpc-timeout"];
-      if (typeof timeout === "string") {
+      if (timeout !== undefined) {
         const ms = parseTimeout(timeout);
         if (ms === undefined) return answer({ code: GrpcCode.INVALID_ARGUMENT, message: `malformed grpc-timeout ${JSON.stringify(timeout.slice(0, 20))}` });
         timer = setTimeout(() => {
@@ -192,10 +189,8 @@ export function createUnaryServer(options: UnaryServerOptions): UnaryServer {
         (err: unknown) => answer(options.toStatus(route, err, c.signal)),
       );
     };
-    stream.on("data", onData);
-    stream.once("end", onEnd);
-    // Closed before it was answered: the client reset the stream or the connection went.
-    stream.once("close", () => {
+    // Gone before it was answered: the client reset the stream or the connection went.
+    stream.onAbort = (): void => {
       if (answered) return;
       answered = true;
       if (timer !== undefined) clearTimeout(timer);
@@ -203,39 +198,38 @@ export function createUnaryServer(options: UnaryServerOptions): UnaryServer {
         running.delete(controller);
         controller.abort();
       }
-    });
+    };
   }
 
   return {
     inject(socket, tag) {
-      injecting = { tag };
-      try {
-        h2.emit("connection", socket);
-      } finally {
-        injecting = undefined;
-      }
+      const conn = new ServerConnection(socket, {
+        onStream: (stream) => serveStream(stream, tag),
+        ...(options.onSessionError ? { onError: options.onSessionError } : {}),
+      });
+      connections.add(conn);
+      socket.once("close", () => connections.delete(conn));
     },
     get running() {
       return running.size;
     },
     close() {
-      for (const s of sessions) s.close();
+      for (const c of connections) c.close();
     },
     destroy() {
-      for (const s of sessions) s.destroy();
+      for (const c of connections) c.destroy();
+      connections.clear();
       for (const c of running) c.abort();
       running.clear();
     },
   };
 }
 
-const noop = (): void => undefined;
-
 /** The status for a message prefix that cannot be served, or undefined. */
-function checkPrefix(head: Buffer, headers: http2.IncomingHttpHeaders, max: number): GrpcStatus | undefined {
+function checkPrefix(head: Buffer, headers: Readonly<Record<string, string>>, max: number): GrpcStatus | undefined {
   if (head[0] !== 0) {
     const encoding = headers["grpc-encoding"];
-    if (typeof encoding === "string" && encoding !== "identity") {
+    if (encoding !== undefined && encoding !== "identity") {
       return { code: GrpcCode.UNIMPLEMENTED, message: `message encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported; send messages uncompressed` };
     }
     return { code: GrpcCode.INVALID_ARGUMENT, message: "malformed request: the message is flagged compressed, with no grpc-encoding" };
@@ -245,14 +239,12 @@ function checkPrefix(head: Buffer, headers: http2.IncomingHttpHeaders, max: numb
   return undefined;
 }
 
-function sendMessage(stream: http2.ServerHttp2Stream, body: Uint8Array): void {
+function sendMessage(stream: ServerStream, body: Uint8Array): void {
   const frame = Buffer.allocUnsafe(PREFIX + body.length);
   frame[0] = 0;
   frame.writeUInt32BE(body.length, 1);
   frame.set(body, PREFIX);
-  stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
-  stream.once("wantTrailers", () => stream.sendTrailers(OK_TRAILERS));
-  stream.end(frame);
+  stream.respond(RESPONSE_HEADERS, frame, OK_TRAILERS);
 }
 
 /**
@@ -260,29 +252,19 @@ function sendMessage(stream: http2.ServerHttp2Stream, body: Uint8Array): void {
  * reading the request; a client still sending is told to stop (RST_STREAM
  * NO_ERROR, which HTTP/2 provides for answers that come before the request's end).
  */
-function answerEarly(stream: http2.ServerHttp2Stream, status: GrpcStatus): void {
-  if (stream.destroyed || stream.closed) return;
-  try {
-    stream.respond(
-      { ":status": 200, "content-type": "application/grpc", "grpc-status": String(status.code), "grpc-message": percentEncode(status.message) },
-      { endStream: true },
-    );
-  } catch {
-    return; // the stream went meanwhile
-  }
-  if (!stream.readableEnded) {
-    stream.resume();
-    stream.close(http2.constants.NGHTTP2_NO_ERROR);
-  }
+function answerEarly(stream: ServerStream, status: GrpcStatus): void {
+  stream.respond(
+    plain.encode([
+      [":status", "200"],
+      ["content-type", "application/grpc"],
+      ["grpc-status", String(status.code)],
+      ["grpc-message", percentEncode(status.message.slice(0, MAX_STATUS_MESSAGE))],
+    ]),
+  );
 }
 
-function httpError(stream: http2.ServerHttp2Stream, status: number): void {
-  try {
-    stream.respond({ ":status": status }, { endStream: true });
-  } catch {
-    return;
-  }
-  if (!stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+function httpError(stream: ServerStream, status: number): void {
+  stream.respond(plain.encode([[":status", String(status)]]));
 }
 
 /**
