@@ -33,7 +33,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from "../src/cli/node-flags.js";
 import { assertSandbox, ip, removeNamespaces, uniqueName } from "../test/sandbox.js";
 import { fmtMs, nowMs, printTable, quantile, runChild, threadsCpuMs } from "./bench-util.js";
 import { leanClient, type LeanClient } from "./lean-grpc-client.js";
@@ -63,7 +63,7 @@ export interface Variant {
   env?: Record<string, string>;
 }
 
-export const ourDaemon = (): Variant => ({ label: "workloadnetd, both families", entry: DAEMON_JS, nodeFlags: [...DAEMON_NODE_FLAGS] });
+export const ourDaemon = (): Variant => ({ label: "workloadnetd, both families", entry: DAEMON_JS, nodeFlags: [...DAEMON_NODE_FLAGS], env: { ...DAEMON_ENV } });
 
 interface Round {
   readyMs: number;
