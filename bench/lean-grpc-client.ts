@@ -20,6 +20,7 @@ import {
   StatusResponseSchema,
   WorkloadNetworking,
 } from "../src/gen/workload_pb.js";
+import { lengthPrefixed } from "../src/server/unary-http2.js";
 
 export class GrpcCallError extends Error {
   constructor(
@@ -44,11 +45,7 @@ export function leanClient(socketPath: string): LeanClient {
   const prefix = `/${WorkloadNetworking.typeName}/`;
 
   function unary<I extends DescMessage, O extends DescMessage>(method: string, inSchema: I, outSchema: O, init: MessageInitShape<I>): Promise<MessageShape<O>> {
-    const body = toBinary(inSchema, create(inSchema, init));
-    const frame = Buffer.allocUnsafe(5 + body.length);
-    frame[0] = 0; // not compressed
-    frame.writeUInt32BE(body.length, 1);
-    frame.set(body, 5);
+    const frame = lengthPrefixed(toBinary(inSchema, create(inSchema, init)));
     return new Promise((resolve, reject) => {
       const stream = session.request({
         ":method": "POST",

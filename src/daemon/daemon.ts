@@ -193,7 +193,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     // The bin's hook (cli/load-bundle.cts): V8's code cache, made now that the warm-up compiled the hot path.
     (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for("workloadnet.ready")]?.();
     // Once calls stop, the C heap's free pages go back to the kernel (daemon/release-memory.ts).
-    cleanups.push(releaseMemoryWhenIdle(activeCalls, () => void native.releaseFreeMemory()));
+    // A failure there (no memory for the job) only means the pages stay: it must not leave a timer as an exception.
+    const release = (): void => {
+      try {
+        native.releaseFreeMemory().catch(() => undefined);
+      } catch (err) {
+        log.debug({ err: (err as Error).message }, "could not hand free memory back");
+      }
+    };
+    cleanups.push(releaseMemoryWhenIdle(activeCalls, release));
 
     let closing: Promise<void> | undefined;
     return {

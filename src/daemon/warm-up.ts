@@ -35,7 +35,7 @@ import { WorkloadNetworkingService } from "../service/workload-service.js";
 import { serviceHandlers, toStatus } from "../server/grpc-server.js";
 import { createSniffingServer } from "../server/protocol-sniff.js";
 import { unaryRoutes } from "../server/service-definition.js";
-import { createUnaryServer, GrpcCode } from "../server/unary-http2.js";
+import { createUnaryServer, GrpcCode, lengthPrefixed } from "../server/unary-http2.js";
 
 export interface WarmUpOptions {
   /** Attaches (each into a namespace of its own), then as many Detaches. */
@@ -191,10 +191,7 @@ type Call = <I extends DescMessage, O extends DescMessage>(method: string, input
 function unaryCaller(connection: ClientConnection): Call {
   const prefix = `/${WorkloadNetworking.typeName}/`;
   return async (method, input, output, req) => {
-    const body = toBinary(input, create(input, req));
-    const frame = Buffer.alloc(5 + body.length);
-    frame.writeUInt32BE(body.length, 1);
-    frame.set(body, 5);
+    const frame = lengthPrefixed(toBinary(input, create(input, req)));
     const res = await connection.request(
       [
         [":method", "POST"],

@@ -239,12 +239,17 @@ function checkPrefix(head: Buffer, headers: Readonly<Record<string, string>>, ma
   return undefined;
 }
 
-function sendMessage(stream: ServerStream, body: Uint8Array): void {
+/** A gRPC message as it goes on the wire: not compressed, its 4-byte length, the bytes. */
+export function lengthPrefixed(body: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(PREFIX + body.length);
   frame[0] = 0;
   frame.writeUInt32BE(body.length, 1);
   frame.set(body, PREFIX);
-  stream.respond(RESPONSE_HEADERS, frame, OK_TRAILERS);
+  return frame;
+}
+
+function sendMessage(stream: ServerStream, body: Uint8Array): void {
+  stream.respond(RESPONSE_HEADERS, lengthPrefixed(body), OK_TRAILERS);
 }
 
 /**
