@@ -6,7 +6,7 @@
 // new link, which names the peer's ifindex too), then configure the pod side
 // and the host side, each as one batch. A workload with published ports adds
 // one nftables transaction at the end; one without pays nothing for them.
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import { isIPv4 } from "node:net";
 import type { Ipam } from "../ipam/allocator.js";
 import { IpamExhaustedError, IpamNotReadyError } from "../ipam/errors.js";
@@ -132,9 +132,18 @@ function allocateAddresses(deps: AttachDeps, workloadId: string): string[] {
   return [a.v4, a.v6].filter((x): x is string => x !== undefined);
 }
 
+/** Random bytes for pod MACs, drawn from the kernel a few hundred MACs at a time (one call instead of one per Attach). */
+const macEntropy = Buffer.alloc(6 * 256);
+let macEntropyUsed = macEntropy.length;
+
 /** Locally administered, unicast, random: each pod interface gets its own. */
 function randomPodMac(): Buffer {
-  const mac = randomBytes(6);
+  if (macEntropyUsed + 6 > macEntropy.length) {
+    randomFillSync(macEntropy);
+    macEntropyUsed = 0;
+  }
+  const mac = Buffer.from(macEntropy.subarray(macEntropyUsed, macEntropyUsed + 6));
+  macEntropyUsed += 6;
   mac[0] = ((mac[0] ?? 0) & 0xfe) | 0x02;
   return mac;
 }

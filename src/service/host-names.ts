@@ -1,7 +1,7 @@
 // Host-side interface names: "wk" + the first 8 usable characters of the
 // workload id, then "-0000".."-ffff" on collision. At most 15 bytes (IFNAMSIZ),
 // for ids of any length.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { HOST_NAME_PREFIX } from "./constants.js";
 
 const MAX_SUFFIX = 0xffff;
@@ -26,5 +26,6 @@ export function* hostNameCandidates(workloadId: string): Generator<string> {
  * ownership check is the kernel's name lookup, with no lookup of ours first.
  */
 export function hostAltName(workloadId: string): string {
-  return `${HOST_NAME_PREFIX}-${createHash("sha256").update(workloadId).digest("hex").slice(0, 32)}`;
+  // The one-shot hash: a fraction of createHash()'s JavaScript per call.
+  return `${HOST_NAME_PREFIX}-${hash("sha256", workloadId, "hex").slice(0, 32)}`;
 }
