@@ -1,7 +1,8 @@
-// The warm-up before serving (src/daemon/warm-up.ts): real Attaches and
-// Detaches in throwaway namespaces, then nothing of them left anywhere: not
-// in the daemon's namespace, not in its file descriptors, not on disk; and
-// the daemon serves its first real workload as usual. Runs in the sandbox.
+// The warm-up before serving (src/daemon/warm-up.ts): real Attaches (and a
+// Detach) in throwaway namespaces, held until the daemon is first idle, then
+// nothing of them left anywhere: not in the daemon's namespace, not in its
+// file descriptors, not on disk; and the daemon serves its first real
+// workload as usual. Runs in the sandbox.
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
@@ -38,9 +39,9 @@ describe("warm-up before serving", () => {
     rmSync(privateTmp, { recursive: true, force: true });
   });
 
-  it("attaches and detaches in throwaway namespaces, leaves nothing, and then serves", async () => {
+  it("attaches in throwaway namespaces, lets them go once idle, leaves nothing, and then serves", async () => {
     const dirsBefore = warmDirs();
-    const d = await DaemonHarness.start({ args: [...DEFAULT_ARGS, "--warm-up", "6"], wrapper: ["env", `TMPDIR=${privateTmp}`] });
+    const d = await DaemonHarness.start({ args: [...DEFAULT_ARGS, "--warm-up", "6", "--log-level", "debug"], wrapper: ["env", `TMPDIR=${privateTmp}`] });
     daemons.push(d);
     const line = await d.waitForLog((l) => l.msg.startsWith("warmed up"));
     const report = line.warmUp as { rounds: number; ms: number; cpuMs: number };
@@ -52,10 +53,15 @@ describe("warm-up before serving", () => {
     // The warm-up's own calls do not appear as the daemon's calls.
     assert.deepEqual(d.logs.filter((l) => typeof l.workloadId === "string" && l.workloadId.startsWith("warm-up-")), []);
 
-    // Nothing of it in the daemon's namespace; its namespaces and temp directory
-    // are let go once the kernel has deleted its links (after ready: that only waits).
+    // Nothing of it in the daemon's namespace; its namespaces (and the links
+    // in them) and temp directory are let go once the daemon is first idle,
+    // which is after ready.
     assert.deepEqual(linkNames(d.hostNs), ["lo"]);
     assert.deepEqual(d.hostStaticRoutes(), []);
+    const released = await d.waitForLog((l) => l.msg === "warm-up namespaces released");
+    assert.equal(released.workloads, 5, "the first of the six was detached; the others went with their namespaces");
+    const after = d.logs.map((l) => l.msg);
+    assert.ok(after.indexOf("workloadnetd ready") < after.indexOf(released.msg), after.join(" | "));
     for (let i = 0; i < 100 && (otherNetnsFds(d.pid!).length > 0 || warmDirs().length > dirsBefore.length); i++) await sleep(50);
     assert.deepEqual(otherNetnsFds(d.pid!), []);
     assert.deepEqual(warmDirs(), dirsBefore);

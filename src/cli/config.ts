@@ -218,7 +218,7 @@ const SETTINGS = [
     key: "warm-up",
     field: "warmUp",
     argName: "n",
-    description: `attaches made and detached in throwaway namespaces before serving, so the first real ones run warm, 0..1000 (default: ${DEFAULT_WARM_UP})`,
+    description: `attaches made in throwaway namespaces before serving, so the first real ones run warm (the namespaces go once the daemon is first idle), 0..1000 (default: ${DEFAULT_WARM_UP})`,
     parse: (raw) => integer(raw, 0, 1000),
   }),
   setting({

@@ -89,11 +89,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const host = Handle.current({ maxSockets: HOST_SOCKETS, inline: () => activeCalls.count <= 1 });
   const cleanups: (() => Promise<void> | void)[] = [() => host.close()];
   try {
-    // The warm-up first: its Detaches leave the kernel deleting its links
-    // (~50 ms of waiting, in the kernel), and the rest of the start runs
-    // meanwhile, so that those deletes are done before the first real Attach
-    // needs the lock they hold. It never fails the start.
-    if ((opts.warmUp ?? 0) > 0) await warmUp({ rounds: opts.warmUp ?? 0, mtu: opts.mtu ?? 1500, linkGroup: opts.linkGroup, vethQueues: opts.vethQueues, log });
+    // The warm-up first: the start's own netlink paths then run warm, and its
+    // one real Detach leaves the kernel deleting a link (~50 ms, waiting in
+    // the kernel) while the rest of the start runs. What it still holds goes
+    // once the daemon is first idle (below), or at close. It never fails the start.
+    const warm = (opts.warmUp ?? 0) > 0 ? await warmUp({ rounds: opts.warmUp ?? 0, mtu: opts.mtu ?? 1500, linkGroup: opts.linkGroup, vethQueues: opts.vethQueues, log }) : undefined;
+    if (warm !== undefined) cleanups.push(() => warm.release());
     await setupNode(host, log);
     // Links retired by a deferred Detach before a crash or stop: delete them now.
     await deleteLinksInGroup(host, retiringGroup(opts.linkGroup)).catch(() => undefined);
@@ -192,15 +193,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     log.info({ socket: opts.socketPath, readyMs: Math.round(performance.now() - started), attached: registry.size }, "workloadnetd ready");
     // The bin's hook (cli/load-bundle.cts): V8's code cache, made now that the warm-up compiled the hot path.
     (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for("workloadnet.ready")]?.();
-    // Once calls stop, the C heap's free pages go back to the kernel (daemon/release-memory.ts).
+    // Once calls stop, the C heap's free pages go back to the kernel (daemon/release-memory.ts);
+    // the first time, after the warm-up's namespaces: their teardown then meets no real Attach.
     // A failure there (no memory for the job) only means the pages stay: it must not leave a timer as an exception.
-    const release = (): void => {
+    const trim = (): void => {
       try {
         native.releaseFreeMemory().catch(() => undefined);
       } catch (err) {
         log.debug({ err: (err as Error).message }, "could not hand free memory back");
       }
     };
+    const release = (): void => void (warm?.release() ?? Promise.resolve()).then(trim);
     cleanups.push(releaseMemoryWhenIdle(activeCalls, release));
 
     let closing: Promise<void> | undefined;

@@ -2,19 +2,26 @@
 // V8's interpreter until it has been called enough to be compiled, so the
 // first calls of a new daemon cost several times what later ones do
 // (docs/performance-cold.md). Before the daemon listens, it makes `rounds`
-// real Attaches, a Status and the Detaches, through the same code as a
-// client's calls: a gRPC connection over a unix socket of its own (in a fresh
-// 0700 directory), the protocol sniffing, the HTTP/2 server, protobuf, the
-// handlers, the service with its validation, locks, IPAM and log lines, the
-// netlink codec and the kernel: in network namespaces made for it and
-// dropped after (a "host" one and one per workload), so nothing of the
-// machine's is touched and nothing is left behind. Its cost counts in the
-// time to ready (but the kernel's deletes, which only wait, finish after);
-// it is logged. Failures only cost the warm-up (logged), never the start.
+// real Attaches and a Status through the same code as a client's calls: a
+// gRPC connection over a unix socket of its own (in a fresh 0700 directory),
+// the protocol sniffing, the HTTP/2 server, protobuf, the handlers, the
+// service with its validation, locks, IPAM and log lines, the netlink codec
+// and the kernel: in network namespaces made for it (a "host" one and one per
+// workload), so nothing of the machine's is touched. Its cost counts in the
+// time to ready; it is logged. Failures only cost the warm-up (logged), never
+// the start.
+//
+// Detach runs once for real (the first workload, so that the kernel's delete
+// is over long before ready) and otherwise for workloads it does not know,
+// which runs its gRPC and service path without the kernel. The other links
+// are not deleted one by one: they go with their namespaces, when the caller
+// lets the warm-up's leftovers go (release). A veth delete keeps the kernel
+// busy for tens of milliseconds after it answers, and the first real Attach,
+// right after ready, ran ~1 ms slower beside it; the daemon releases them
+// once it is first idle.
 
 import * as net from "node:net";
 import { closeSync } from "node:fs";
-import { setImmediate as nextLoopTurn } from "node:timers/promises";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,11 +62,21 @@ export interface WarmUpReport {
   namespacesMs: number;
 }
 
+export interface WarmUp {
+  report: WarmUpReport;
+  /**
+   * Lets go of what the warm-up holds: its namespaces (the kernel deletes the
+   * links in them with them), its server, connection and directory. Never
+   * rejects; idempotent.
+   */
+  release(): Promise<void>;
+}
+
 /** Addresses inside the throwaway namespaces only. */
 const WARM_PREFIXES = { v4: parsePrefix("10.255.0.0/24"), v6: parsePrefix("fd00:ffff::/64") };
 const MAX_ROUNDS = 250;
 
-export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport | undefined> {
+export async function warmUp(opts: WarmUpOptions): Promise<WarmUp | undefined> {
   const started = performance.now();
   const cpu0 = process.cpuUsage();
   const rounds = Math.min(opts.rounds, MAX_ROUNDS);
@@ -137,15 +154,9 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport | undefi
       pods.push(newNetns());
       const req = { workloadId: `warm-up-${i}`, netns: { netnsPath: `/proc/self/fd/${pods[i]}`, ifName: "eth0" } };
       await call("Attach", AttachRequestSchema, AttachResponseSchema, req);
+      if (i === 0) await call("Detach", DetachRequestSchema, DetachResponseSchema, { workloadId: req.workloadId });
+      else await call("Detach", DetachRequestSchema, DetachResponseSchema, { workloadId: `warm-up-not-attached-${i}` });
     }
-    // The Detaches together, as the kernel deletes links fastest in rounds of
-    // many. Their JavaScript runs now, up to the kernel's deletes; those take
-    // ~20 ms each of waiting, in the kernel, not on a CPU: the daemon does not
-    // wait for them to serve, and the warm-up's namespaces, sockets and
-    // connection are let go once they are done (logged then).
-    const detachStarted = performance.now();
-    const detached = Promise.all(pods.map((_, i) => call("Detach", DetachRequestSchema, DetachResponseSchema, { workloadId: `warm-up-${i}` })));
-    await nextLoopTurn();
     const cpu = process.cpuUsage(cpu0);
     const report = {
       rounds,
@@ -153,16 +164,12 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUpReport | undefi
       cpuMs: Math.round((cpu.user + cpu.system) / 1000),
       namespacesMs: Math.round(namespacesMs),
     };
-    opts.log.info({ warmUp: report }, "warmed up: attached and detached in throwaway namespaces");
-    const finishing = cleanups.splice(0);
-    void detached.then(
-      () => runAll(finishing).then(() => opts.log.debug({ detachMs: Math.round(performance.now() - detachStarted) }, "warm-up namespaces released")),
-      (err: unknown) => {
-        opts.log.warn({ err: (err as Error).message }, "warm-up: a Detach failed; its namespaces are released anyway");
-        return runAll(finishing);
-      },
-    );
-    return report;
+    opts.log.info({ warmUp: report }, "warmed up: attached in throwaway namespaces");
+    const leftovers = cleanups.splice(0);
+    let released: Promise<void> | undefined;
+    const release = (): Promise<void> =>
+      (released ??= runAll(leftovers).then(() => opts.log.debug({ workloads: Math.max(0, rounds - 1) }, "warm-up namespaces released")));
+    return { report, release };
   } catch (err) {
     opts.log.warn({ err: (err as Error).message }, "warm-up failed; serving anyway, the first calls will be slower");
     return undefined;
