@@ -250,6 +250,40 @@ async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions,
   return r;
 }
 
+/** The bench's own client's calls, run enough for V8 to compile them (against a throwaway daemon). */
+async function warmBenchClient(v: Variant, podPrefix: string, tmp: string): Promise<void> {
+  const ns = freshHostNs();
+  const s = spawnIn(ns, process.execPath, [...v.nodeFlags, v.entry, "--socket", REF_SOCKET, "--ipv4-prefix", V4, "--ipv6-prefix", V6], path.join(tmp, `${ns}.log`), v.env);
+  try {
+    const c = await untilReady(s);
+    for (let i = 0; i < CLIENT_WARM_CALLS; i++) {
+      const req = { workloadId: `cold-client-warm-${i}`, netns: { netnsPath: `/run/netns/${podPrefix}0`, ifName: "eth0" } };
+      await c.attach(req);
+      await c.detach(req);
+      await c.status();
+    }
+    c.close();
+  } finally {
+    await stop(s);
+    removeNamespaces([ns]);
+  }
+}
+
+const CLIENT_WARM_CALLS = 200;
+
+/** Node.js itself, started the way the daemons are, doing nothing: spawn to exit. */
+async function nodeAloneMs(v: Variant): Promise<number> {
+  const ns = freshHostNs();
+  try {
+    const t0 = nowMs();
+    const res = await runChild("ip", ["netns", "exec", ns, process.execPath, ...v.nodeFlags, "-e", "0"], { env: { ...process.env, ...v.env }, timeoutMs: 30_000 });
+    if (res.code !== 0) throw new Error(`node -e 0: exit ${res.code ?? res.signal}`);
+    return nowMs() - t0;
+  } finally {
+    removeNamespaces([ns]);
+  }
+}
+
 /** Sits idle for opts.idleSeconds, then runs refcli's bench again into r's idle figures. */
 async function benchAfterIdle(bin: string, opts: ColdOptions, podPrefix: string, r: Round): Promise<void> {
   await new Promise((res) => setTimeout(res, opts.idleSeconds * 1000));
@@ -290,10 +324,14 @@ export async function runColdStart(opts: ColdOptions): Promise<boolean> {
   execFileSync("ip", ["-batch", "-"], { input: Array.from({ length: opts.n }, (_, i) => `netns add ${podPrefix}${i}\n`).join("") });
   const rows: Row[] = [...(withRef ? [{ label: "reference (Go), IPv4 only", rounds: [] }] : []), ...opts.variants.map((v) => ({ label: v.label, rounds: [] as Round[] }))];
   let ok = true;
+  const nodeAlone: number[] = [];
   try {
-    // A throwaway round first: the bench's own client and the page cache warm, for everyone alike.
+    // A throwaway round first: the page cache warm, for everyone alike; then
+    // the bench's own client, so that the first Attach it times is the daemon's
+    // first, not its own (~1.5 ms more when cold).
     progress("warm-up round (not counted)");
     await roundOurs(opts.variants[0]!, undefined, opts, podPrefix, tmp).catch(() => undefined);
+    await warmBenchClient(opts.variants[0]!, podPrefix, tmp).catch((err: unknown) => progress(`warming the bench's client failed: ${(err as Error).message}`));
     for (let k = 0; k < opts.rounds; k++) {
       let row = 0;
       if (withRef && bin) {
@@ -312,6 +350,10 @@ export async function runColdStart(opts: ColdOptions): Promise<boolean> {
           (err: unknown) => (target.error = (err as Error).message),
         );
       }
+      await nodeAloneMs(opts.variants[0]!).then(
+        (ms) => nodeAlone.push(ms),
+        (err: unknown) => progress(`node alone: ${(err as Error).message}`),
+      );
     }
   } finally {
     removeNamespaces(Array.from({ length: opts.n }, (_, i) => `${podPrefix}${i}`));
@@ -348,7 +390,11 @@ export async function runColdStart(opts: ColdOptions): Promise<boolean> {
   });
   printTable(header, table);
   console.log("  medians over the rounds, (lowest–highest); cpu: the daemon's threads' time on a CPU (schedstat), to ready and per Attach+Detach pair");
-  console.log("  first attach: the first Attach of a fresh process, by the bench's own (warm) client; (in daemon): its log's durationMs (handler to answer)");
+  console.log("  first attach: the first Attach of a fresh process, by the bench's own client (warmed by 200 calls first); (in daemon): its log's durationMs (handler to answer)");
+  if (nodeAlone.length > 0) {
+    const floor = `${fmtMs(quantile(nodeAlone, 0.5))} (${fmtMs(Math.min(...nodeAlone))}–${fmtMs(Math.max(...nodeAlone))})`;
+    console.log(`  Node.js alone, started the same way (node -e 0, spawn to exit): ${floor}, the floor under our spawn→ready`);
+  }
   for (const row of rows) {
     if (row.error) {
       console.log(`  ${row.label}: failed: ${row.error}`);
