@@ -11,8 +11,9 @@
 //
 // Per round and daemon, a fresh host namespace and a fresh process:
 //   1. spawn → Status OK (polled every 2 ms over one connection);
-//   2. one Attach and its Detach through the bench's own client (warm), timed:
-//      the first Attach of the process;
+//   2. `refcli bench 1`: the first Attach of the process (and its Detach), as
+//      the reference's Go client times it, its connection's set-up included
+//      (without refcli: through the bench's own client);
 //   3. then another fresh process, 3 × `refcli status`, `refcli bench N`: N
 //      sequential dual-stack Attaches then N Detaches (the reference: IPv4
 //      only, all it can do), p50 and p99 as refcli prints them;
@@ -214,13 +215,19 @@ async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions,
     const c = await untilReady(s);
     r.readyMs = nowMs() - s.spawnedAt;
     r.readyCpuMs = threadsCpuMs(s.child.pid!);
-    const req = { workloadId: "cold-first-attach-0", netns: { netnsPath: `/run/netns/${podPrefix}0`, ifName: "eth0" } };
-    const t0 = nowMs();
-    const res = await c.attach(req);
-    r.firstAttachMs = nowMs() - t0;
-    if (res.ip.length !== 2) throw new Error(`first attach: ${res.ip.length} addresses, expected 2`);
-    await c.detach(req);
-    c.close();
+    if (bin !== undefined) {
+      c.close();
+      r.firstAttachMs = await firstAttachByRefcli(bin, podPrefix);
+    } else {
+      // Without refcli: by the bench's own client (its calls less warm than the daemon's).
+      const req = { workloadId: "cold-first-attach-0", netns: { netnsPath: `/run/netns/${podPrefix}0`, ifName: "eth0" } };
+      const t0 = nowMs();
+      const res = await c.attach(req);
+      r.firstAttachMs = nowMs() - t0;
+      if (res.ip.length !== 2) throw new Error(`first attach: ${res.ip.length} addresses, expected 2`);
+      await c.detach(req);
+      c.close();
+    }
     await new Promise((res2) => setTimeout(res2, 20)); // its log line written
     r.firstAttachInMs = attachesInDaemon(log)[0] ?? NaN;
   } finally {
@@ -250,26 +257,14 @@ async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions,
   return r;
 }
 
-/** The bench's own client's calls, run enough for V8 to compile them (against a throwaway daemon). */
-async function warmBenchClient(v: Variant, podPrefix: string, tmp: string): Promise<void> {
-  const ns = freshHostNs();
-  const s = spawnIn(ns, process.execPath, [...v.nodeFlags, v.entry, "--socket", REF_SOCKET, "--ipv4-prefix", V4, "--ipv6-prefix", V6], path.join(tmp, `${ns}.log`), v.env);
-  try {
-    const c = await untilReady(s);
-    for (let i = 0; i < CLIENT_WARM_CALLS; i++) {
-      const req = { workloadId: `cold-client-warm-${i}`, netns: { netnsPath: `/run/netns/${podPrefix}0`, ifName: "eth0" } };
-      await c.attach(req);
-      await c.detach(req);
-      await c.status();
-    }
-    c.close();
-  } finally {
-    await stop(s);
-    removeNamespaces([ns]);
-  }
+/**
+ * The first Attach of a daemon that has answered Status: `refcli bench 1`, the
+ * reference's Go client timing one Attach (its connection's set-up included),
+ * then its Detach.
+ */
+async function firstAttachByRefcli(bin: string, podPrefix: string): Promise<number> {
+  return parseBench(await refcli(bin, ["bench", "1", `/run/netns/${podPrefix}`])).attachP50;
 }
-
-const CLIENT_WARM_CALLS = 200;
 
 /** Node.js itself, started the way the daemons are, doing nothing: spawn to exit. */
 async function nodeAloneMs(v: Variant): Promise<number> {
@@ -293,9 +288,19 @@ async function benchAfterIdle(bin: string, opts: ColdOptions, podPrefix: string,
 }
 
 async function roundReference(bin: string, opts: ColdOptions, podPrefix: string, tmp: string): Promise<Round> {
-  const ns = freshHostNs();
-  const s = spawnIn(ns, path.join(bin, "refd"), ["--ipv4-prefix", V4], path.join(tmp, `${ns}-ref.log`));
   const r: Round = { readyMs: NaN, readyCpuMs: NaN, firstAttachMs: NaN, firstAttachInMs: NaN, attachP50: NaN, attachP99: NaN, detachP50: NaN, cpuPerAttachMs: NaN };
+  // Its first Attach, on a fresh process of its own, as for ours.
+  let ns = freshHostNs();
+  let s = spawnIn(ns, path.join(bin, "refd"), ["--ipv4-prefix", V4], path.join(tmp, `${ns}-ref.log`));
+  try {
+    (await untilReady(s)).close();
+    r.firstAttachMs = await firstAttachByRefcli(bin, podPrefix);
+  } finally {
+    await stop(s);
+    removeNamespaces([ns]);
+  }
+  ns = freshHostNs();
+  s = spawnIn(ns, path.join(bin, "refd"), ["--ipv4-prefix", V4], path.join(tmp, `${ns}-ref.log`));
   try {
     (await untilReady(s)).close();
     r.readyMs = nowMs() - s.spawnedAt;
@@ -326,12 +331,9 @@ export async function runColdStart(opts: ColdOptions): Promise<boolean> {
   let ok = true;
   const nodeAlone: number[] = [];
   try {
-    // A throwaway round first: the page cache warm, for everyone alike; then
-    // the bench's own client, so that the first Attach it times is the daemon's
-    // first, not its own (~1.5 ms more when cold).
+    // A throwaway round first: the bench's own client and the page cache warm, for everyone alike.
     progress("warm-up round (not counted)");
     await roundOurs(opts.variants[0]!, undefined, opts, podPrefix, tmp).catch(() => undefined);
-    await warmBenchClient(opts.variants[0]!, podPrefix, tmp).catch((err: unknown) => progress(`warming the bench's client failed: ${(err as Error).message}`));
     for (let k = 0; k < opts.rounds; k++) {
       let row = 0;
       if (withRef && bin) {
@@ -390,7 +392,7 @@ export async function runColdStart(opts: ColdOptions): Promise<boolean> {
   });
   printTable(header, table);
   console.log("  medians over the rounds, (lowest–highest); cpu: the daemon's threads' time on a CPU (schedstat), to ready and per Attach+Detach pair");
-  console.log("  first attach: the first Attach of a fresh process, by the bench's own client (warmed by 200 calls first); (in daemon): its log's durationMs (handler to answer)");
+  console.log(`  first attach: the first Attach of a fresh process (after Status OK), ${bin ? "by refcli (bench 1: its connection's set-up included)" : "by the bench's own client"}; (in daemon): its log's durationMs (handler to answer)`);
   if (nodeAlone.length > 0) {
     const floor = `${fmtMs(quantile(nodeAlone, 0.5))} (${fmtMs(Math.min(...nodeAlone))}–${fmtMs(Math.max(...nodeAlone))})`;
     console.log(`  Node.js alone, started the same way (node -e 0, spawn to exit): ${floor}, the floor under our spawn→ready`);
