@@ -89,9 +89,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const host = Handle.current({ maxSockets: HOST_SOCKETS, inline: () => activeCalls.count <= 1 });
   const cleanups: (() => Promise<void> | void)[] = [() => host.close()];
   try {
-    // The warm-up first: the start's own netlink paths then run warm. What it
-    // holds (namespaces with its links in them) goes once the daemon is first
-    // idle (below), or at close. It never fails the start.
+    // The warm-up first: the start's own netlink paths then run warm, and its
+    // one real Detach leaves the kernel deleting a link (~50 ms, waiting in
+    // the kernel) while the rest of the start runs. What it still holds goes
+    // once the daemon is first idle (below), or at close. It never fails the start.
     const warm = (opts.warmUp ?? 0) > 0 ? await warmUp({ rounds: opts.warmUp ?? 0, mtu: opts.mtu ?? 1500, linkGroup: opts.linkGroup, vethQueues: opts.vethQueues, log }) : undefined;
     if (warm !== undefined) cleanups.push(() => warm.release());
     await setupNode(host, log);

@@ -11,15 +11,14 @@
 // time to ready; it is logged. Failures only cost the warm-up (logged), never
 // the start.
 //
-// Detach runs for workloads it does not know: its gRPC and service path,
-// without the kernel. The links are not deleted one by one: they go with
-// their namespaces when the caller lets the warm-up's leftovers go (release;
-// the daemon does once it is first idle). A veth delete keeps the kernel busy
-// for tens of milliseconds after it answers: the first real Attach, right
-// after ready, ran ~1 ms slower beside the warm-up's deletes, and a single
-// delete early in the warm-up sent its later rounds through the thread pool
-// and cost ~15 ms to ready. The first real Detach runs its kernel path cold
-// instead (~0.7 ms more, once).
+// Detach runs once for real (the first workload, so that the kernel's delete
+// is over long before ready) and otherwise for workloads it does not know,
+// which runs its gRPC and service path without the kernel. The other links
+// are not deleted one by one: they go with their namespaces, when the caller
+// lets the warm-up's leftovers go (release). A veth delete keeps the kernel
+// busy for tens of milliseconds after it answers, and the first real Attach,
+// right after ready, ran ~1 ms slower beside it; the daemon releases them
+// once it is first idle.
 
 import * as net from "node:net";
 import { closeSync } from "node:fs";
@@ -46,7 +45,7 @@ import { unaryRoutes } from "../server/service-definition.js";
 import { createUnaryServer, GrpcCode, lengthPrefixed } from "../server/unary-http2.js";
 
 export interface WarmUpOptions {
-  /** Attaches, each into a namespace of its own, and as many Detaches of workloads it does not know. */
+  /** Attaches (each into a namespace of its own), then as many Detaches. */
   rounds: number;
   mtu: number;
   linkGroup: number;
@@ -155,7 +154,8 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUp | undefined> {
       pods.push(newNetns());
       const req = { workloadId: `warm-up-${i}`, netns: { netnsPath: `/proc/self/fd/${pods[i]}`, ifName: "eth0" } };
       await call("Attach", AttachRequestSchema, AttachResponseSchema, req);
-      await call("Detach", DetachRequestSchema, DetachResponseSchema, { workloadId: `warm-up-not-attached-${i}` });
+      if (i === 0) await call("Detach", DetachRequestSchema, DetachResponseSchema, { workloadId: req.workloadId });
+      else await call("Detach", DetachRequestSchema, DetachResponseSchema, { workloadId: `warm-up-not-attached-${i}` });
     }
     const cpu = process.cpuUsage(cpu0);
     const report = {
@@ -168,7 +168,7 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUp | undefined> {
     const leftovers = cleanups.splice(0);
     let released: Promise<void> | undefined;
     const release = (): Promise<void> =>
-      (released ??= runAll(leftovers).then(() => opts.log.debug({ workloads: rounds }, "warm-up namespaces released")));
+      (released ??= runAll(leftovers).then(() => opts.log.debug({ workloads: Math.max(0, rounds - 1) }, "warm-up namespaces released")));
     return { report, release };
   } catch (err) {
     opts.log.warn({ err: (err as Error).message }, "warm-up failed; serving anyway, the first calls will be slower");
