@@ -15,10 +15,12 @@
 // is over long before ready) and otherwise for workloads it does not know,
 // which runs its gRPC and service path without the kernel. The other links
 // are not deleted one by one: they go with their namespaces, when the caller
-// lets the warm-up's leftovers go (release). A veth delete keeps the kernel
-// busy for tens of milliseconds after it answers, and the first real Attach,
-// right after ready, ran ~1 ms slower beside it; the daemon releases them
-// once it is first idle.
+// lets the warm-up's leftovers go (release; the daemon does once it is first
+// idle). A veth delete keeps the kernel busy for tens of milliseconds after
+// it answers: the first real Attach, right after ready, ran ~1 ms slower
+// beside the warm-up's deletes. Without the one real Detach, ready came
+// ~20 ms sooner but the first real Attach took ~0.4 ms longer
+// (docs/performance-cold.md).
 
 import * as net from "node:net";
 import { closeSync } from "node:fs";
@@ -45,7 +47,7 @@ import { unaryRoutes } from "../server/service-definition.js";
 import { createUnaryServer, GrpcCode, lengthPrefixed } from "../server/unary-http2.js";
 
 export interface WarmUpOptions {
-  /** Attaches (each into a namespace of its own), then as many Detaches. */
+  /** Attaches, each into a namespace of its own, and as many Detaches (one real). */
   rounds: number;
   mtu: number;
   linkGroup: number;
