@@ -79,6 +79,26 @@ static bool int_arg(napi_env env, napi_callback_info info, const char *usage, in
   return true;
 }
 
+// Starts `execute` on a worker thread of libuv's pool, `complete` after it on
+// this one, and gives the promise they settle. False (the work not queued,
+// `data` still the caller's to free) when N-API refuses.
+static bool queue_promised_work(napi_env env, const char *name, napi_async_execute_callback execute, napi_async_complete_callback complete,
+                                void *data, napi_deferred *deferred, napi_async_work *work, napi_value *promise) {
+  napi_value name_value;
+  *work = NULL;
+  if (napi_create_promise(env, deferred, promise) != napi_ok ||
+      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &name_value) != napi_ok ||
+      napi_create_async_work(env, NULL, name_value, execute, complete, data, work) != napi_ok) {
+    return false;
+  }
+  if (napi_queue_async_work(env, *work) != napi_ok) {
+    napi_delete_async_work(env, *work);
+    *work = NULL;
+    return false;
+  }
+  return true;
+}
+
 // ---- opening a socket inside a namespace ---------------------------------
 
 struct open_job {
@@ -214,16 +234,8 @@ static napi_value open_socket_async(napi_env env, napi_callback_info info) {
     return NULL;
   }
   op->job = (struct open_job){.ns_fd = ns_fd, .fd = -1, .err = 0, .syscall = NULL};
-  napi_value promise, name;
-  if (napi_create_promise(env, &op->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "netlinkOpen", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, open_async_execute, open_async_complete, op, &op->work) != napi_ok) {
-    free(op);
-    napi_throw_error(env, NULL, "openSocketAsync: could not create work");
-    return NULL;
-  }
-  if (napi_queue_async_work(env, op->work) != napi_ok) {
-    napi_delete_async_work(env, op->work);
+  napi_value promise;
+  if (!queue_promised_work(env, "netlinkOpen", open_async_execute, open_async_complete, op, &op->deferred, &op->work, &promise)) {
     free(op);
     napi_throw_error(env, NULL, "openSocketAsync: could not queue work");
     return NULL;
@@ -402,16 +414,8 @@ static napi_value release_free_memory(napi_env env, napi_callback_info info) {
     napi_throw(env, errno_error(env, ENOMEM, "calloc"));
     return NULL;
   }
-  napi_value promise, name;
-  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "releaseFreeMemory", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, release_execute, release_complete, job, &job->work) != napi_ok) {
-    free(job);
-    napi_throw_error(env, NULL, "releaseFreeMemory: could not create work");
-    return NULL;
-  }
-  if (napi_queue_async_work(env, job->work) != napi_ok) {
-    napi_delete_async_work(env, job->work);
+  napi_value promise;
+  if (!queue_promised_work(env, "releaseFreeMemory", release_execute, release_complete, job, &job->deferred, &job->work, &promise)) {
     free(job);
     napi_throw_error(env, NULL, "releaseFreeMemory: could not queue work");
     return NULL;
@@ -636,18 +640,14 @@ static napi_value exchange(napi_env env, napi_callback_info info) {
     napi_throw(env, errno_error(env, ENOMEM, "calloc"));
     return NULL;
   }
-  napi_value request, promise, name;
+  napi_value request, promise;
   if (!exchange_args(env, info, "exchange(fd, request: Buffer, terminals >= 1, acksOnly?: boolean)", ex, &request)) {
     exchange_free(env, ex);
     return NULL;
   }
   // The reference keeps the buffer alive until the exchange completes.
   if (napi_create_reference(env, request, 1, &ex->request_ref) != napi_ok ||
-      napi_create_promise(env, &ex->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "netlinkExchange", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, exchange_execute, exchange_complete, ex,
-                             &ex->work) != napi_ok ||
-      napi_queue_async_work(env, ex->work) != napi_ok) {
+      !queue_promised_work(env, "netlinkExchange", exchange_execute, exchange_complete, ex, &ex->deferred, &ex->work, &promise)) {
     exchange_free(env, ex);
     napi_throw_error(env, NULL, "exchange: could not queue work");
     return NULL;
