@@ -81,7 +81,7 @@ import {
 } from "./bench-util.js";
 import { describeMemoryMap, memoryMap, type MemoryMap } from "./memory-map.js";
 import { summarizeProfile } from "./cpuprofile.js";
-import { ourDaemon, runColdStart } from "./cold-start.js";
+import { ourDaemon, ourDaemonIpv4, runColdStart } from "./cold-start.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const DAEMON_JS = fileURLToPath(new URL("../src/cli/workloadnetd.cjs", import.meta.url));
@@ -907,7 +907,7 @@ async function main(): Promise<void> {
     // reference's client (bench/cold-start.ts): printed at once, above the table.
     if (opts.only.has("ref")) {
       progress("(ref) just-started daemons, ours and the reference's, in alternation");
-      const ok = await runColdStart({ rounds: 3, n: 60, idleSeconds: 0, variants: [ourDaemon()], reference: true });
+      const ok = await runColdStart({ rounds: 3, n: 60, idleSeconds: 0, variants: [ourDaemon(), ourDaemonIpv4()], reference: true });
       if (!ok) process.exitCode = 1;
     }
 

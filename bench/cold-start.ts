@@ -4,7 +4,7 @@
 // of `npm run bench`, and on its own for comparing builds of the daemon:
 //
 //   node dist/bench/cold-start.js [--rounds 3] [--n 60] [--idle SECONDS]
-//        [--variant LABEL=ENTRY[,NODE_FLAG|env:NAME=VALUE...]]... [--no-reference]
+//        [--variant LABEL=ENTRY[,NODE_FLAG|env:NAME=VALUE|ipv4-only...]]... [--no-reference]
 //
 // An ENTRY ending in .blob is a startup snapshot (scripts/build-snapshot.mjs):
 // the daemon is started as `node NODE_FLAGS... --snapshot-blob ENTRY -- ARGS`.
@@ -62,9 +62,13 @@ export interface Variant {
   nodeFlags: string[];
   /** Extra environment of the daemon. */
   env?: Record<string, string>;
+  /** Without --ipv6-prefix: the reference's own work (it cannot do both families). */
+  ipv4Only?: boolean;
 }
 
 export const ourDaemon = (): Variant => ({ label: "workloadnetd, both families", entry: DAEMON_JS, nodeFlags: [...DAEMON_NODE_FLAGS], env: { ...DAEMON_ENV } });
+/** Ours doing what the reference does: IPv4 only. */
+export const ourDaemonIpv4 = (): Variant => ({ ...ourDaemon(), label: "workloadnetd, IPv4 only", ipv4Only: true });
 
 interface Round {
   readyMs: number;
@@ -205,7 +209,8 @@ async function benchOnce(bin: string, n: number, podPrefix: string): Promise<{ a
 
 async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions, podPrefix: string, tmp: string): Promise<Round> {
   const entry = v.entry.endsWith(".blob") ? ["--snapshot-blob", v.entry, "--"] : [v.entry];
-  const args = (): [string, string[]] => [process.execPath, [...v.nodeFlags, ...entry, "--socket", REF_SOCKET, "--ipv4-prefix", V4, "--ipv6-prefix", V6]];
+  const prefixes = v.ipv4Only ? ["--ipv4-prefix", V4] : ["--ipv4-prefix", V4, "--ipv6-prefix", V6];
+  const args = (): [string, string[]] => [process.execPath, [...v.nodeFlags, ...entry, "--socket", REF_SOCKET, ...prefixes]];
   // 1, 2: spawn to ready, the first Attach.
   let ns = freshHostNs();
   let log = path.join(tmp, `${ns}.log`);
@@ -224,7 +229,8 @@ async function roundOurs(v: Variant, bin: string | undefined, opts: ColdOptions,
       const t0 = nowMs();
       const res = await c.attach(req);
       r.firstAttachMs = nowMs() - t0;
-      if (res.ip.length !== 2) throw new Error(`first attach: ${res.ip.length} addresses, expected 2`);
+      const expected = v.ipv4Only ? 1 : 2;
+      if (res.ip.length !== expected) throw new Error(`first attach: ${res.ip.length} addresses, expected ${expected}`);
       await c.detach(req);
       c.close();
     }
@@ -435,12 +441,14 @@ function parseArgs(argv: string[]): ColdOptions {
       const rest = eq > 0 ? spec.slice(eq + 1) : "";
       if (!rest) throw new Error("--variant LABEL=ENTRY[,NODE_FLAG...]");
       const [entry, ...flags] = rest.split(",");
-      // env:NAME=VALUE items set the daemon's environment; the rest are node flags.
+      // env:NAME=VALUE items set the daemon's environment, ipv4-only leaves
+      // out its IPv6 prefix; the rest are node flags.
       const env = Object.fromEntries(flags.filter((f) => f.startsWith("env:")).map((f) => [f.slice(4, f.indexOf("=")), f.slice(f.indexOf("=") + 1)]));
-      o.variants.push({ label, entry: path.resolve(entry!), nodeFlags: flags.filter((f) => !f.startsWith("env:")), env });
+      const nodeFlags = flags.filter((f) => !f.startsWith("env:") && f !== "ipv4-only");
+      o.variants.push({ label, entry: path.resolve(entry!), nodeFlags, env, ipv4Only: flags.includes("ipv4-only") });
     } else throw new Error(`unknown argument ${a}`);
   }
-  if (o.variants.length === 0) o.variants.push(ourDaemon());
+  if (o.variants.length === 0) o.variants.push(ourDaemon(), ourDaemonIpv4());
   return o;
 }
 
