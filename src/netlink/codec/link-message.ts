@@ -1,5 +1,5 @@
 // struct ifinfomsg (16 bytes) and the link attributes we read and write.
-import { attr, attrMap, attrNested, attrS32, attrString, attrU32, attrU8, parseAttrs, readString, readU32, zeroed } from "./attributes.js";
+import { align4, attr, attrMap, attrNested, attrS32, attrString, attrU32, attrU8, parseAttrs, readString, zeroed } from "./attributes.js";
 import {
   AF_INET,
   AF_INET6,
@@ -22,6 +22,7 @@ import {
   IFLA_NUM_TX_QUEUES,
   IFLA_OPERSTATE,
   IPV4_DEVCONF_ROUTE_LOCALNET,
+  NLA_TYPE_MASK,
   VETH_INFO_PEER,
 } from "./constants.js";
 import { formatMac } from "./mac.js";
@@ -79,27 +80,55 @@ export interface Link {
 
 export function decodeLink(payload: Buffer): Link {
   const info = decodeIfInfo(payload);
-  const attrs = attrMap(parseAttrs(payload, 16));
-  const link: Link = { index: info.index, name: readString(attrs.get(IFLA_IFNAME)) ?? "", flags: info.flags };
-  const mtu = readU32(attrs.get(IFLA_MTU));
-  if (mtu !== undefined) link.mtu = mtu;
-  const group = readU32(attrs.get(IFLA_GROUP));
-  if (group !== undefined) link.group = group;
-  const alias = readString(attrs.get(IFLA_IFALIAS));
-  if (alias !== undefined) link.alias = alias;
-  const mac = attrs.get(IFLA_ADDRESS);
-  if (mac !== undefined && mac.length === 6) link.mac = formatMac(mac);
-  const parent = readU32(attrs.get(IFLA_LINK));
-  if (parent !== undefined) link.parentIndex = parent;
-  const nsid = attrs.get(IFLA_LINK_NETNSID);
-  if (nsid !== undefined && nsid.length >= 4) link.linkNetnsId = nsid.readInt32LE(0);
-  const oper = attrs.get(IFLA_OPERSTATE);
-  if (oper !== undefined && oper.length >= 1) link.operstate = oper.readUInt8(0);
-  const txQueues = readU32(attrs.get(IFLA_NUM_TX_QUEUES));
-  if (txQueues !== undefined) link.txQueues = txQueues;
-  const rxQueues = readU32(attrs.get(IFLA_NUM_RX_QUEUES));
-  if (rxQueues !== undefined) link.rxQueues = rxQueues;
-  const linkinfo = attrs.get(IFLA_LINKINFO);
+  const link: Link = { index: info.index, name: "", flags: info.flags };
+  // One pass, reading in place only the attributes a Link keeps: a link's
+  // description carries ~50 (statistics, every per-family setting), and a
+  // Buffer cut for each cost an Attach more than the rest of its decoding.
+  // A repeated attribute overwrites, as in the kernel's own parser.
+  const end = payload.length;
+  let linkinfo: Buffer | undefined;
+  for (let off = 16; off + 4 <= end; ) {
+    const len = payload.readUInt16LE(off);
+    if (len < 4 || off + len > end) break;
+    const at = off + 4;
+    const size = len - 4;
+    switch (payload.readUInt16LE(off + 2) & NLA_TYPE_MASK) {
+      case IFLA_IFNAME:
+        link.name = cString(payload, at, off + len);
+        break;
+      case IFLA_MTU:
+        if (size >= 4) link.mtu = payload.readUInt32LE(at);
+        break;
+      case IFLA_GROUP:
+        if (size >= 4) link.group = payload.readUInt32LE(at);
+        break;
+      case IFLA_IFALIAS:
+        link.alias = cString(payload, at, off + len);
+        break;
+      case IFLA_ADDRESS:
+        if (size === 6) link.mac = formatMac(payload.subarray(at, at + 6));
+        break;
+      case IFLA_LINK:
+        if (size >= 4) link.parentIndex = payload.readUInt32LE(at);
+        break;
+      case IFLA_LINK_NETNSID:
+        if (size >= 4) link.linkNetnsId = payload.readInt32LE(at);
+        break;
+      case IFLA_OPERSTATE:
+        if (size >= 1) link.operstate = payload.readUInt8(at);
+        break;
+      case IFLA_NUM_TX_QUEUES:
+        if (size >= 4) link.txQueues = payload.readUInt32LE(at);
+        break;
+      case IFLA_NUM_RX_QUEUES:
+        if (size >= 4) link.rxQueues = payload.readUInt32LE(at);
+        break;
+      case IFLA_LINKINFO:
+        linkinfo = payload.subarray(at, off + len);
+        break;
+    }
+    off += align4(len);
+  }
   if (linkinfo !== undefined) {
     const info = attrMap(parseAttrs(linkinfo));
     const kind = readString(info.get(IFLA_INFO_KIND));
@@ -108,6 +137,12 @@ export function decodeLink(payload: Buffer): Link {
     if (kind === "vxlan" && data !== undefined) link.vxlan = decodeVxlanInfo(data);
   }
   return link;
+}
+
+/** A string attribute's payload, up to its first NUL. */
+function cString(buf: Buffer, from: number, to: number): string {
+  const nul = buf.indexOf(0, from);
+  return buf.toString("utf8", from, nul < 0 || nul > to ? to : nul);
 }
 
 export interface LinkSettings {

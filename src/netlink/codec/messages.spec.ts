@@ -98,6 +98,22 @@ describe("ifinfomsg / links", () => {
     assert.deepEqual(decodeLink(payload), { index: 1, name: "lo", flags: 0x49 });
   });
 
+  it("decodes a link in one pass: unknown attributes skipped, the last of a repeated one wins, a cut-off tail ignored", () => {
+    const payload = Buffer.concat([
+      encodeIfInfo({ index: 9 }),
+      attrU32(IFLA_MTU, 1500),
+      attr(3000, Buffer.alloc(40, 0xff)), // not one we read
+      attrString(IFLA_IFNAME, "first"),
+      attrU32(IFLA_MTU, 1400),
+      attrString(IFLA_IFNAME, "second"),
+      attrNested(IFLA_LINKINFO, [attrString(IFLA_INFO_KIND, "dummy")]),
+      attrNested(IFLA_LINKINFO, [attrString(IFLA_INFO_KIND, "veth")]),
+    ]);
+    // An attribute whose length runs past the message: the rest is not read.
+    const cut = Buffer.concat([payload, Buffer.from([0x08, 0x00, IFLA_GROUP, 0x00, 0x07])]);
+    assert.deepEqual(decodeLink(cut), { index: 9, name: "second", flags: 0, mtu: 1400, kind: "veth" });
+  });
+
   it("encodes settings and round-trips them through decodeLink", () => {
     const settings = { name: "veth-a", mtu: 9000, group: 7, mac: parseMac("02:00:00:00:00:01"), alias: "hello", txQueues: 4, rxQueues: 1 };
     const parts = encodeLinkSettings(settings);
