@@ -8,6 +8,7 @@
 import { create, fromBinary, toBinary, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import type { UnaryRoute } from "./unary-http2.js";
 import { WorkloadNetworking } from "../gen/workload_pb.js";
+import { HOT_DECODERS, HOT_ENCODERS } from "./hot-codecs.js";
 
 /** "metropolis.node.core.network.workloads.WorkloadNetworking" */
 export const SERVICE_NAME = WorkloadNetworking.typeName;
@@ -29,10 +30,13 @@ export function unaryRoutes(service: DescService, handlers: Record<string, Unary
     const handle = handlers[method.localName];
     if (method.methodKind !== "unary" || handle === undefined) continue;
     const { input, output } = method;
+    // The hand-written codec where there is one, for its plain case (hot-codecs.ts).
+    const hotDecode = HOT_DECODERS.get(input.typeName);
+    const hotEncode = HOT_ENCODERS.get(output.typeName);
     routes.set(`/${service.typeName}/${method.name}`, {
       name: method.name,
-      decode: (bytes) => fromBinary(input, bytes),
-      encode: (response) => toBinary(output, create(output, response as MessageInitShape<DescMessage>)),
+      decode: (bytes) => hotDecode?.(bytes) ?? fromBinary(input, bytes),
+      encode: (response) => hotEncode?.(response as object) ?? toBinary(output, create(output, response as MessageInitShape<DescMessage>)),
       handle: handle as UnaryRoute["handle"],
     });
   }
