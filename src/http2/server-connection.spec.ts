@@ -169,6 +169,18 @@ describe("HTTP/2 server connection", () => {
     c.socket.destroy();
   });
 
+  test("with no stream window at all, the response's headers go alone and its data waits", async () => {
+    const c = await connect([[Setting.INITIAL_WINDOW_SIZE, 0]]);
+    c.socket.write(Buffer.concat([c.request(1, "/echo"), frame(FrameType.DATA, Flag.END_STREAM, 1, Buffer.from("hello"))]));
+    await c.wait(() => c.of(1, FrameType.HEADERS).length === 1, "the headers");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(c.of(1, FrameType.DATA).length, 0, "no data without a window");
+    c.socket.write(windowUpdateFrame(1, 100));
+    await c.wait(() => c.of(1, FrameType.HEADERS).length === 2, "data and trailers");
+    assert.equal(c.of(1, FrameType.DATA)[0]!.payload.toString(), "hello");
+    c.socket.destroy();
+  });
+
   test("headers across CONTINUATION frames, padding, PING and a client's trailers are understood", async () => {
     const c = await connect();
     const block = c.encoder.encode([

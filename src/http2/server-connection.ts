@@ -424,25 +424,28 @@ export class ServerConnection {
       this.finish(st, out.subarray(0, writeHeaderBlock(out, 0, st.id, headers, true, max)));
       return;
     }
-    const out = Buffer.allocUnsafe(headerBlockRoom(headers, max));
-    this.queue(out.subarray(0, writeHeaderBlock(out, 0, st.id, headers, false, max)));
     st.pending = { body, trailers };
-    this.sendPending(st);
+    this.sendPending(st, headers);
     this.flush();
   }
 
-  /** Sends as much of a stream's pending response as the windows allow. */
-  private sendPending(st: Stream): void {
+  /**
+   * Sends as much of a stream's pending response as the windows allow;
+   * `headers`, the response's header block, goes first, in the same buffer
+   * (an answer that fits the windows is one buffer, written as it is).
+   */
+  private sendPending(st: Stream, headers?: Uint8Array): void {
     const p = st.pending!;
     const max = this.peerMaxFrame;
     let body = p.body;
+    const headersRoom = headers === undefined ? 0 : headerBlockRoom(headers, max);
     // Whole DATA frames, each within the frame size and both windows.
     let room = Math.min(st.sendWindow, this.connSendWindow, body.length);
     if (room > 0 || body.length === 0) {
       const frames = Math.max(1, Math.ceil(room / max));
       const trailersRoom = room === body.length && p.trailers !== undefined ? headerBlockRoom(p.trailers, max) : 0;
-      const out = Buffer.allocUnsafe(room + frames * FRAME_HEADER + trailersRoom);
-      let at = 0;
+      const out = Buffer.allocUnsafe(headersRoom + room + frames * FRAME_HEADER + trailersRoom);
+      let at = headers === undefined ? 0 : writeHeaderBlock(out, 0, st.id, headers, false, max);
       let sent = 0;
       do {
         const len = Math.min(max, room - sent);
@@ -463,6 +466,10 @@ export class ServerConnection {
         return;
       }
       this.queue(out.subarray(0, at));
+    } else if (headers !== undefined) {
+      // No window for any of the body yet: the header block goes alone.
+      const out = Buffer.allocUnsafe(headersRoom);
+      this.queue(out.subarray(0, writeHeaderBlock(out, 0, st.id, headers, false, max)));
     }
     p.body = body;
     this.blocked.add(st);
