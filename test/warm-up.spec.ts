@@ -75,6 +75,25 @@ describe("warm-up before serving", () => {
     assert.deepEqual(d.hostLinks(8), []);
   });
 
+  it("killed while it holds the warm-up's namespaces, the daemon leaves nothing of them, and starts again", async () => {
+    const dirsBefore = warmDirs();
+    const d = await DaemonHarness.start({ args: [...DEFAULT_ARGS, "--warm-up", "6", "--log-level", "debug"], wrapper: ["env", `TMPDIR=${privateTmp}`] });
+    daemons.push(d);
+    // Ready, not yet idle: the namespaces and their links are still held.
+    assert.ok(otherNetnsFds(d.pid!).length > 0, "the warm-up's namespaces are held");
+    assert.equal(d.logs.some((l) => l.msg === "warm-up namespaces released"), false);
+    await d.kill();
+    assert.deepEqual(linkNames(d.hostNs), ["lo"]);
+    assert.deepEqual(d.hostStaticRoutes(), []);
+    assert.deepEqual(warmDirs(), dirsBefore, "no socket directory left on disk");
+    await d.restart(10_000, [...DEFAULT_ARGS, "--warm-up", "0"]);
+    const pod = d.pod();
+    const res = await d.client.attach({ workloadId: "after-kill", netns: { netnsPath: pod.path, ifName: "eth0" } });
+    assert.deepEqual(res.ip.map(ipFromBytes), ["10.88.0.2", "fd00:88::2"]);
+    await d.client.detach({ workloadId: "after-kill" });
+    assert.deepEqual(d.hostLinks(8), []);
+  });
+
   it("--warm-up 0 skips it", async () => {
     const d = await DaemonHarness.start({ args: [...DEFAULT_ARGS, "--warm-up", "0"] });
     daemons.push(d);

@@ -150,6 +150,10 @@ export async function warmUp(opts: WarmUpOptions): Promise<WarmUp | undefined> {
     const call = unaryCaller(connection);
 
     await call("Status", StatusRequestSchema, StatusResponseSchema, {});
+    // Its one connection is made: the socket's file and directory go now (the
+    // listener, unreachable, stays until release), so that a daemon killed
+    // while it holds the rest leaves nothing on disk.
+    await rm(dir, { recursive: true, force: true });
     const pods: number[] = [];
     cleanups.push(() => pods.forEach((fd) => closeSync(fd)));
     for (let i = 0; i < rounds; i++) {
